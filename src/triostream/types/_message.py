@@ -1,0 +1,97 @@
+"""Message, usage and the top-level fields a stream's ``message_delta`` updates."""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar, Literal
+
+import msgspec
+from msgspec import UNSET, UnsetType
+
+from ._content import ContentBlock
+
+__all__ = [
+    "CacheCreation",
+    "Container",
+    "Message",
+    "MessageDeltaUsage",
+    "OutputTokensDetails",
+    "ServerToolUsage",
+    "Usage",
+]
+
+
+class _Plain(msgspec.Struct, kw_only=True, repr_omit_defaults=True, gc=False):
+    """An untagged API object."""
+
+
+class CacheCreation(_Plain):
+    """Input tokens written to the prompt cache, by cache lifetime."""
+
+    ephemeral_5m_input_tokens: int | UnsetType = UNSET
+    ephemeral_1h_input_tokens: int | UnsetType = UNSET
+
+
+class ServerToolUsage(_Plain):
+    """How many server tool requests the message made."""
+
+    web_search_requests: int | UnsetType = UNSET
+    web_fetch_requests: int | UnsetType = UNSET
+
+
+class OutputTokensDetails(_Plain):
+    """A breakdown of the output tokens."""
+
+    thinking_tokens: int | UnsetType = UNSET
+
+
+class Usage(_Plain):
+    """Token counts of a message (cumulative when a stream's ``message_delta`` updates them)."""
+
+    input_tokens: int
+    output_tokens: int
+    cache_creation_input_tokens: int | None | UnsetType = UNSET
+    cache_read_input_tokens: int | None | UnsetType = UNSET
+    cache_creation: CacheCreation | None | UnsetType = UNSET
+    server_tool_use: ServerToolUsage | None | UnsetType = UNSET
+    output_tokens_details: OutputTokensDetails | None | UnsetType = UNSET
+    service_tier: str | None | UnsetType = UNSET
+    inference_geo: str | None | UnsetType = UNSET
+    speed: str | None | UnsetType = UNSET
+
+
+class MessageDeltaUsage(_Plain):
+    """The usage carried by ``message_delta``: the counts present overwrite the snapshot's."""
+
+    output_tokens: int
+    input_tokens: int | None | UnsetType = UNSET
+    cache_creation_input_tokens: int | None | UnsetType = UNSET
+    cache_read_input_tokens: int | None | UnsetType = UNSET
+    cache_creation: CacheCreation | None | UnsetType = UNSET
+    server_tool_use: ServerToolUsage | None | UnsetType = UNSET
+    output_tokens_details: OutputTokensDetails | None | UnsetType = UNSET
+
+
+class Container(_Plain):
+    """The code execution container a message used."""
+
+    id: str
+    expires_at: str
+
+
+class Message(msgspec.Struct, kw_only=True, tag="message", tag_field="type", repr_omit_defaults=True):
+    """A message written by the model: the result of ``messages.create`` or of a whole stream.
+
+    ``msgspec.json.encode(message)`` gives the Messages API's JSON, and
+    ``message.content`` can be sent back as an assistant turn unchanged.
+    """
+
+    type: ClassVar[Literal["message"]] = "message"
+    id: str
+    role: Literal["assistant"] = "assistant"
+    model: str
+    content: list[ContentBlock]
+    stop_reason: str | None | UnsetType = UNSET
+    stop_sequence: str | None | UnsetType = UNSET
+    stop_details: dict[str, Any] | None | UnsetType = UNSET
+    container: Container | None | UnsetType = UNSET
+    usage: Usage
