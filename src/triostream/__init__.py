@@ -1,4 +1,11 @@
-"""triostream: a trio-native, structured-concurrency client for the Anthropic Messages API."""
+"""triostream: a trio-native, structured-concurrency client for the Anthropic Messages API.
+
+The trio layer (clients, streams) is imported on first use, so that the sans-IO
+core (``triostream.sse``, ``triostream.types``, ``MessageAccumulator``) can be
+used without importing trio or httpx.
+"""
+
+from typing import TYPE_CHECKING, Any
 
 from ._accumulator import MessageAccumulator
 from ._exceptions import (
@@ -12,6 +19,7 @@ from ._exceptions import (
     ConflictError,
     IncompleteStreamError,
     InternalServerError,
+    MissingCredentialsError,
     NotFoundError,
     OverloadedError,
     PermissionDeniedError,
@@ -44,12 +52,42 @@ from .types import (
     Usage,
 )
 
+if TYPE_CHECKING:
+    from ._client import AsyncAnthropic, AsyncMessages
+    from ._raw_stream import AsyncStream
+    from ._stream import AsyncMessageStream, MessageStreamManager, open_message_stream
+
+_LAZY = {
+    "AsyncAnthropic": "._client",
+    "AsyncMessages": "._client",
+    "AsyncStream": "._raw_stream",
+    "AsyncMessageStream": "._stream",
+    "MessageStreamManager": "._stream",
+    "open_message_stream": "._stream",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module_name = _LAZY.get(name)
+    if module_name is None:
+        raise AttributeError(f"module 'triostream' has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(module_name, __name__), name)
+    globals()[name] = value
+    return value
+
+
 __all__ = [
     "APIConnectionError",
     "APIError",
     "APIResponseValidationError",
     "APIStatusError",
     "APITimeoutError",
+    "AsyncAnthropic",
+    "AsyncMessageStream",
+    "AsyncMessages",
+    "AsyncStream",
     "AuthenticationError",
     "BadRequestError",
     "CitationEvent",
@@ -68,6 +106,8 @@ __all__ = [
     "MessageStartEvent",
     "MessageStopEvent",
     "MessageStreamEvent",
+    "MessageStreamManager",
+    "MissingCredentialsError",
     "NotFoundError",
     "OverloadedError",
     "PermissionDeniedError",
@@ -84,4 +124,5 @@ __all__ = [
     "UnprocessableEntityError",
     "Usage",
     "__version__",
+    "open_message_stream",
 ]

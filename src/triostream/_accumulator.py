@@ -16,7 +16,7 @@ from typing import Any, Final, NoReturn
 
 import msgspec
 
-from ._exceptions import APIError, APIResponseValidationError, make_status_error
+from ._exceptions import APIError, APIResponseValidationError, APIStatusError, make_status_error
 from ._partial_json import PartialJSONParser, parse_partial
 from .types._base import UnknownContentBlock, UnknownEvent
 from .types._content import ContentBlock, ServerToolUseBlock, TextBlock, ThinkingBlock, ToolUseBlock
@@ -48,7 +48,7 @@ from .types._events import (
 )
 from .types._message import Message, MessageDeltaUsage
 
-__all__ = ["MessageAccumulator"]
+__all__ = ["MessageAccumulator", "status_error_from_event"]
 
 _UNSET: Final = msgspec.UNSET
 _DELTA_FIELDS: Final = MessageDelta.__struct_fields__
@@ -123,7 +123,7 @@ class _TextState(_BlockState):
             pieces.append(delta.text)
             if not self.dirty:
                 self._touch()
-            out.append(TextEvent(delta.text)._lazy(self, len(pieces)))
+            out.append(TextEvent._derived(delta.text, self, len(pieces)))
         elif kind is CitationsDelta:
             assert isinstance(delta, CitationsDelta)
             citations = self.block.citations
@@ -155,7 +155,7 @@ class _ThinkingState(_BlockState):
             pieces.append(delta.thinking)
             if not self.dirty:
                 self._touch()
-            out.append(ThinkingEvent(delta.thinking)._lazy(self, len(pieces)))
+            out.append(ThinkingEvent._derived(delta.thinking, self, len(pieces)))
         elif kind is SignatureDelta:
             assert isinstance(delta, SignatureDelta)
             self.block.signature = delta.signature
@@ -198,7 +198,7 @@ class _ToolInputState(_BlockState):
             parser.feed(delta.partial_json)
             if not self.dirty:
                 self._touch()
-            out.append(InputJsonEvent(delta.partial_json)._lazy(self, parser.length))
+            out.append(InputJsonEvent._derived(delta.partial_json, self, parser.length))
 
     def snapshot_at(self, position: int) -> Any:
         parser = self.parser
@@ -381,7 +381,18 @@ class MessageAccumulator:
         error is raised, so nothing that arrived is lost.
         """
         feed_into = self.feed_into
+        states = self._states
         for event in events:
+            # The hot path (a delta for an open block) inline; everything else, and every
+            # error, goes through feed_into.
+            if type(event) is RawContentBlockDeltaEvent and self._error is None and not self._done:
+                index = event.index
+                if 0 <= index < len(states):
+                    state = states[index]
+                    if not state.stopped:
+                        out.append(event)
+                        state.apply(event.delta, out)
+                        continue
             feed_into(event, out)
 
     def feed_into(self, event: RawMessageStreamEvent, out: Out) -> None:
@@ -495,13 +506,17 @@ class MessageAccumulator:
         out.append(MessageStopEvent(message=message))
 
     def _on_error(self, event: ErrorEvent, out: Out) -> None:
-        error = event.error
-        request_id = event.request_id if isinstance(event.request_id, str) else None
-        raise make_status_error(
-            status_code=200,
-            body={"type": "error", "error": {"type": error.type, "message": error.message}},
-            request_id=request_id,
-        )
+        raise status_error_from_event(event)
+
+
+def status_error_from_event(event: ErrorEvent) -> APIStatusError:
+    """The :class:`APIStatusError` subclass for an ``event: error`` (status 200)."""
+    error = event.error
+    return make_status_error(
+        status_code=200,
+        body={"type": "error", "error": {"type": error.type, "message": error.message}},
+        request_id=event.request_id if isinstance(event.request_id, str) else None,
+    )
 
 
 def _ignore(event: object, out: Out) -> None:

@@ -19,6 +19,7 @@
         │   ├── IncompleteStreamError     the body ended before `message_stop`
         │   └── APITimeoutError           a timeout (connect, read, idle)
         └── APIResponseValidationError    the server broke the Messages API protocol
+    MissingCredentialsError               no API key or token (raised by the client's constructor)
 
 The class of an :class:`APIStatusError` comes from the error's ``type`` when it
 is known (so an ``overloaded_error`` delivered inside a 200 stream is still an
@@ -45,6 +46,7 @@ __all__ = [
     "ConflictError",
     "IncompleteStreamError",
     "InternalServerError",
+    "MissingCredentialsError",
     "NotFoundError",
     "OverloadedError",
     "PermissionDeniedError",
@@ -254,3 +256,7 @@ def make_status_error(
         body=body,
         request_id=request_id,
     )
+
+
+class MissingCredentialsError(Exception):
+    """No API key or auth token was given, as an argument or in the environment."""

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, ClassVar, Literal, TypeAlias, Union
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, TypeAlias
 
 from msgspec import UNSET, UnsetType
 
@@ -44,10 +44,10 @@ class CitationCharLocation(WireStruct, tag="char_location", gc=False, kw_only=Tr
     type: ClassVar[Literal["char_location"]] = "char_location"
     cited_text: str
     document_index: int
-    document_title: str | None | UnsetType = UNSET
+    document_title: str | UnsetType | None = UNSET
     start_char_index: int
     end_char_index: int
-    file_id: str | None | UnsetType = UNSET
+    file_id: str | UnsetType | None = UNSET
 
 
 class CitationPageLocation(WireStruct, tag="page_location", gc=False, kw_only=True):
@@ -56,58 +56,64 @@ class CitationPageLocation(WireStruct, tag="page_location", gc=False, kw_only=Tr
     type: ClassVar[Literal["page_location"]] = "page_location"
     cited_text: str
     document_index: int
-    document_title: str | None | UnsetType = UNSET
+    document_title: str | UnsetType | None = UNSET
     start_page_number: int
     end_page_number: int
-    file_id: str | None | UnsetType = UNSET
+    file_id: str | UnsetType | None = UNSET
 
 
-class CitationContentBlockLocation(WireStruct, tag="content_block_location", gc=False, kw_only=True):
+class CitationContentBlockLocation(
+    WireStruct, tag="content_block_location", gc=False, kw_only=True
+):
     """A citation of a range of blocks in a custom-content document."""
 
     type: ClassVar[Literal["content_block_location"]] = "content_block_location"
     cited_text: str
     document_index: int
-    document_title: str | None | UnsetType = UNSET
+    document_title: str | UnsetType | None = UNSET
     start_block_index: int
     end_block_index: int
-    file_id: str | None | UnsetType = UNSET
+    file_id: str | UnsetType | None = UNSET
 
 
-class CitationsWebSearchResultLocation(WireStruct, tag="web_search_result_location", gc=False, kw_only=True):
+class CitationsWebSearchResultLocation(
+    WireStruct, tag="web_search_result_location", gc=False, kw_only=True
+):
     """A citation of a web search result."""
 
     type: ClassVar[Literal["web_search_result_location"]] = "web_search_result_location"
     cited_text: str
     encrypted_index: str
-    title: str | None | UnsetType = UNSET
+    title: str | UnsetType | None = UNSET
     url: str
 
 
-class CitationsSearchResultLocation(WireStruct, tag="search_result_location", gc=False, kw_only=True):
+class CitationsSearchResultLocation(
+    WireStruct, tag="search_result_location", gc=False, kw_only=True
+):
     """A citation of a search result block given in the request."""
 
     type: ClassVar[Literal["search_result_location"]] = "search_result_location"
     cited_text: str
     search_result_index: int
     source: str
-    title: str | None | UnsetType = UNSET
+    title: str | UnsetType | None = UNSET
     start_block_index: int
     end_block_index: int
 
 
-KnownCitation: TypeAlias = Union[
-    CitationCharLocation,
-    CitationPageLocation,
-    CitationContentBlockLocation,
-    CitationsWebSearchResultLocation,
-    CitationsSearchResultLocation,
-]
+KnownCitation: TypeAlias = (
+    CitationCharLocation
+    | CitationPageLocation
+    | CitationContentBlockLocation
+    | CitationsWebSearchResultLocation
+    | CitationsSearchResultLocation
+)
 
 # Type checkers see the kept fallback in every union; msgspec (at run time) decodes the
 # known members only, and the wire layer substitutes the fallback for an unknown `type`.
 if TYPE_CHECKING:
-    Citation: TypeAlias = Union[KnownCitation, UnknownCitation]
+    Citation: TypeAlias = KnownCitation | UnknownCitation
 else:
     Citation = KnownCitation
 
@@ -120,7 +126,7 @@ class TextBlock(WireStruct, tag="text", kw_only=True):
 
     type: ClassVar[Literal["text"]] = "text"
     text: str
-    citations: list[Citation] | None | UnsetType = UNSET
+    citations: list[Citation] | UnsetType | None = UNSET
 
 
 class ThinkingBlock(WireStruct, tag="thinking", kw_only=True):
@@ -160,14 +166,14 @@ class ToolUseBlock(_ToolInputBlock, tag="tool_use", kw_only=True):
     """The model calls one of the request's tools."""
 
     type: ClassVar[Literal["tool_use"]] = "tool_use"
-    caller: dict[str, Any] | None | UnsetType = UNSET
+    caller: dict[str, Any] | UnsetType | None = UNSET
 
 
 class ServerToolUseBlock(_ToolInputBlock, tag="server_tool_use", kw_only=True):
     """The model calls a server-side tool (web search, web fetch, code execution, ...)."""
 
     type: ClassVar[Literal["server_tool_use"]] = "server_tool_use"
-    caller: dict[str, Any] | None | UnsetType = UNSET
+    caller: dict[str, Any] | UnsetType | None = UNSET
 
 
 class WebSearchResultBlock(WireStruct, tag="web_search_result", gc=False, kw_only=True):
@@ -177,10 +183,12 @@ class WebSearchResultBlock(WireStruct, tag="web_search_result", gc=False, kw_onl
     url: str
     title: str
     encrypted_content: str
-    page_age: str | None | UnsetType = UNSET
+    page_age: str | UnsetType | None = UNSET
 
 
-class WebSearchToolResultError(WireStruct, tag="web_search_tool_result_error", gc=False, kw_only=True):
+class WebSearchToolResultError(
+    WireStruct, tag="web_search_tool_result_error", gc=False, kw_only=True
+):
     """A web search that failed."""
 
     type: ClassVar[Literal["web_search_tool_result_error"]] = "web_search_tool_result_error"
@@ -193,7 +201,7 @@ class WebSearchToolResultBlock(WireStruct, tag="web_search_tool_result", kw_only
     type: ClassVar[Literal["web_search_tool_result"]] = "web_search_tool_result"
     tool_use_id: str
     content: list[WebSearchResultBlock] | WebSearchToolResultError
-    caller: dict[str, Any] | None | UnsetType = UNSET
+    caller: dict[str, Any] | UnsetType | None = UNSET
 
 
 class _ServerToolResultBlock(WireStruct, kw_only=True):
@@ -201,7 +209,7 @@ class _ServerToolResultBlock(WireStruct, kw_only=True):
 
     tool_use_id: str
     content: Any
-    caller: dict[str, Any] | None | UnsetType = UNSET
+    caller: dict[str, Any] | UnsetType | None = UNSET
 
 
 class WebFetchToolResultBlock(_ServerToolResultBlock, tag="web_fetch_tool_result", kw_only=True):
@@ -210,7 +218,9 @@ class WebFetchToolResultBlock(_ServerToolResultBlock, tag="web_fetch_tool_result
     type: ClassVar[Literal["web_fetch_tool_result"]] = "web_fetch_tool_result"
 
 
-class CodeExecutionToolResultBlock(_ServerToolResultBlock, tag="code_execution_tool_result", kw_only=True):
+class CodeExecutionToolResultBlock(
+    _ServerToolResultBlock, tag="code_execution_tool_result", kw_only=True
+):
     """The result of a ``code_execution`` server tool call."""
 
     type: ClassVar[Literal["code_execution_tool_result"]] = "code_execution_tool_result"
@@ -234,7 +244,9 @@ class TextEditorCodeExecutionToolResultBlock(
     )
 
 
-class ToolSearchToolResultBlock(_ServerToolResultBlock, tag="tool_search_tool_result", kw_only=True):
+class ToolSearchToolResultBlock(
+    _ServerToolResultBlock, tag="tool_search_tool_result", kw_only=True
+):
     """The result of a tool search server tool call."""
 
     type: ClassVar[Literal["tool_search_tool_result"]] = "tool_search_tool_result"
@@ -247,22 +259,22 @@ class ContainerUploadBlock(WireStruct, tag="container_upload", gc=False, kw_only
     file_id: str
 
 
-KnownContentBlock: TypeAlias = Union[
-    TextBlock,
-    ThinkingBlock,
-    RedactedThinkingBlock,
-    ToolUseBlock,
-    ServerToolUseBlock,
-    WebSearchToolResultBlock,
-    WebFetchToolResultBlock,
-    CodeExecutionToolResultBlock,
-    BashCodeExecutionToolResultBlock,
-    TextEditorCodeExecutionToolResultBlock,
-    ToolSearchToolResultBlock,
-    ContainerUploadBlock,
-]
+KnownContentBlock: TypeAlias = (
+    TextBlock
+    | ThinkingBlock
+    | RedactedThinkingBlock
+    | ToolUseBlock
+    | ServerToolUseBlock
+    | WebSearchToolResultBlock
+    | WebFetchToolResultBlock
+    | CodeExecutionToolResultBlock
+    | BashCodeExecutionToolResultBlock
+    | TextEditorCodeExecutionToolResultBlock
+    | ToolSearchToolResultBlock
+    | ContainerUploadBlock
+)
 
 if TYPE_CHECKING:
-    ContentBlock: TypeAlias = Union[KnownContentBlock, UnknownContentBlock]
+    ContentBlock: TypeAlias = KnownContentBlock | UnknownContentBlock
 else:
     ContentBlock = KnownContentBlock

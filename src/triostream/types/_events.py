@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, ClassVar, Literal, Protocol, Self, TypeAlias, Union
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, Protocol, Self, TypeAlias
 
 import msgspec
 from msgspec import UNSET, UnsetType
@@ -84,10 +84,10 @@ class CitationsDelta(WireStruct, tag="citations_delta", kw_only=True, gc=False):
     citation: Citation
 
 
-KnownDelta: TypeAlias = Union[TextDelta, InputJSONDelta, ThinkingDelta, SignatureDelta, CitationsDelta]
+KnownDelta: TypeAlias = TextDelta | InputJSONDelta | ThinkingDelta | SignatureDelta | CitationsDelta
 
 if TYPE_CHECKING:
-    Delta: TypeAlias = Union[KnownDelta, UnknownDelta]
+    Delta: TypeAlias = KnownDelta | UnknownDelta
 else:
     Delta = KnownDelta
 
@@ -105,10 +105,10 @@ class RawMessageStartEvent(WireStruct, tag="message_start", kw_only=True):
 class MessageDelta(msgspec.Struct, kw_only=True, repr_omit_defaults=True, gc=False):
     """The top-level message fields a ``message_delta`` sets (only those present)."""
 
-    stop_reason: str | None | UnsetType = UNSET
-    stop_sequence: str | None | UnsetType = UNSET
-    stop_details: dict[str, Any] | None | UnsetType = UNSET
-    container: Container | None | UnsetType = UNSET
+    stop_reason: str | UnsetType | None = UNSET
+    stop_sequence: str | UnsetType | None = UNSET
+    stop_details: dict[str, Any] | UnsetType | None = UNSET
+    container: Container | UnsetType | None = UNSET
 
 
 class RawMessageDeltaEvent(WireStruct, tag="message_delta", kw_only=True, gc=False):
@@ -166,21 +166,21 @@ class ErrorEvent(WireStruct, tag="error", kw_only=True, gc=False):
 
     type: ClassVar[Literal["error"]] = "error"
     error: ErrorDetail
-    request_id: str | None | UnsetType = UNSET
+    request_id: str | UnsetType | None = UNSET
 
 
-KnownRawEvent: TypeAlias = Union[
-    RawMessageStartEvent,
-    RawMessageDeltaEvent,
-    RawMessageStopEvent,
-    RawContentBlockStartEvent,
-    RawContentBlockDeltaEvent,
-    RawContentBlockStopEvent,
-    PingEvent,
-    ErrorEvent,
-]
+KnownRawEvent: TypeAlias = (
+    RawMessageStartEvent
+    | RawMessageDeltaEvent
+    | RawMessageStopEvent
+    | RawContentBlockStartEvent
+    | RawContentBlockDeltaEvent
+    | RawContentBlockStopEvent
+    | PingEvent
+    | ErrorEvent
+)
 
-RawMessageStreamEvent: TypeAlias = Union[KnownRawEvent, UnknownEvent]
+RawMessageStreamEvent: TypeAlias = KnownRawEvent | UnknownEvent
 """What ``decode_raw_event`` returns: an event as it came over the wire."""
 
 
@@ -229,6 +229,16 @@ class _DerivedEvent:
         self._at = at
         return self
 
+    @classmethod
+    def _derived(cls, value: str, source: SnapshotSource, at: int) -> Self:
+        """A new event whose snapshot comes from ``source`` (one call on the hot path)."""
+        event = cls.__new__(cls)
+        setattr(event, cls._fields[0], value)
+        event._snapshot = None
+        event._source = source
+        event._at = at
+        return event
+
     def _get_snapshot(self) -> Any:
         source = self._source
         if source is not None:
@@ -260,7 +270,7 @@ class TextEvent(_DerivedEvent):
     """Text was added to a text block: ``text`` is the piece, ``snapshot`` the whole text so far."""
 
     __slots__ = ("text",)
-    type: ClassVar[Literal["text"]] = "text"  # type: ignore[misc]
+    type: ClassVar[Literal["text"]] = "text"
     _fields = ("text", "snapshot")
 
     def __init__(self, text: str, snapshot: str = "") -> None:
@@ -277,7 +287,7 @@ class ThinkingEvent(_DerivedEvent):
     """Thinking was added: ``thinking`` is the piece, ``snapshot`` all thinking so far."""
 
     __slots__ = ("thinking",)
-    type: ClassVar[Literal["thinking"]] = "thinking"  # type: ignore[misc]
+    type: ClassVar[Literal["thinking"]] = "thinking"
     _fields = ("thinking", "snapshot")
 
     def __init__(self, thinking: str, snapshot: str = "") -> None:
@@ -298,7 +308,7 @@ class InputJsonEvent(_DerivedEvent):
     """
 
     __slots__ = ("partial_json",)
-    type: ClassVar[Literal["input_json"]] = "input_json"  # type: ignore[misc]
+    type: ClassVar[Literal["input_json"]] = "input_json"
     _fields = ("partial_json", "snapshot")
 
     def __init__(self, partial_json: str, snapshot: object = None) -> None:
@@ -315,7 +325,7 @@ class CitationEvent(_DerivedEvent):
     """A citation was added to a text block; ``snapshot`` is the block's citations so far."""
 
     __slots__ = ("citation",)
-    type: ClassVar[Literal["citation"]] = "citation"  # type: ignore[misc]
+    type: ClassVar[Literal["citation"]] = "citation"
     _fields = ("citation", "snapshot")
 
     def __init__(self, citation: Citation, snapshot: list[Citation] | None = None) -> None:
@@ -332,7 +342,7 @@ class SignatureEvent(_DerivedEvent):
     """A thinking block received its signature."""
 
     __slots__ = ("signature",)
-    type: ClassVar[Literal["signature"]] = "signature"  # type: ignore[misc]
+    type: ClassVar[Literal["signature"]] = "signature"
     _fields = ("signature",)
 
     def __init__(self, signature: str) -> None:
@@ -340,20 +350,20 @@ class SignatureEvent(_DerivedEvent):
         self.signature = signature
 
 
-MessageStreamEvent: TypeAlias = Union[
-    TextEvent,
-    CitationEvent,
-    ThinkingEvent,
-    SignatureEvent,
-    InputJsonEvent,
-    MessageStartEvent,
-    MessageDeltaEvent,
-    MessageStopEvent,
-    ContentBlockStartEvent,
-    ContentBlockDeltaEvent,
-    ContentBlockStopEvent,
-    UnknownEvent,
-]
+MessageStreamEvent: TypeAlias = (
+    TextEvent
+    | CitationEvent
+    | ThinkingEvent
+    | SignatureEvent
+    | InputJsonEvent
+    | MessageStartEvent
+    | MessageDeltaEvent
+    | MessageStopEvent
+    | ContentBlockStartEvent
+    | ContentBlockDeltaEvent
+    | ContentBlockStopEvent
+    | UnknownEvent
+)
 """What a ``MessageStream`` yields: the raw events (``message_stop`` and
 ``content_block_stop`` enriched with the finished message / block), each delta
 followed by its derived event, and events of unknown types as they came."""

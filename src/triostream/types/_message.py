@@ -49,26 +49,26 @@ class Usage(_Plain):
 
     input_tokens: int
     output_tokens: int
-    cache_creation_input_tokens: int | None | UnsetType = UNSET
-    cache_read_input_tokens: int | None | UnsetType = UNSET
-    cache_creation: CacheCreation | None | UnsetType = UNSET
-    server_tool_use: ServerToolUsage | None | UnsetType = UNSET
-    output_tokens_details: OutputTokensDetails | None | UnsetType = UNSET
-    service_tier: str | None | UnsetType = UNSET
-    inference_geo: str | None | UnsetType = UNSET
-    speed: str | None | UnsetType = UNSET
+    cache_creation_input_tokens: int | UnsetType | None = UNSET
+    cache_read_input_tokens: int | UnsetType | None = UNSET
+    cache_creation: CacheCreation | UnsetType | None = UNSET
+    server_tool_use: ServerToolUsage | UnsetType | None = UNSET
+    output_tokens_details: OutputTokensDetails | UnsetType | None = UNSET
+    service_tier: str | UnsetType | None = UNSET
+    inference_geo: str | UnsetType | None = UNSET
+    speed: str | UnsetType | None = UNSET
 
 
 class MessageDeltaUsage(_Plain):
     """The usage carried by ``message_delta``: the counts present overwrite the snapshot's."""
 
     output_tokens: int
-    input_tokens: int | None | UnsetType = UNSET
-    cache_creation_input_tokens: int | None | UnsetType = UNSET
-    cache_read_input_tokens: int | None | UnsetType = UNSET
-    cache_creation: CacheCreation | None | UnsetType = UNSET
-    server_tool_use: ServerToolUsage | None | UnsetType = UNSET
-    output_tokens_details: OutputTokensDetails | None | UnsetType = UNSET
+    input_tokens: int | UnsetType | None = UNSET
+    cache_creation_input_tokens: int | UnsetType | None = UNSET
+    cache_read_input_tokens: int | UnsetType | None = UNSET
+    cache_creation: CacheCreation | UnsetType | None = UNSET
+    server_tool_use: ServerToolUsage | UnsetType | None = UNSET
+    output_tokens_details: OutputTokensDetails | UnsetType | None = UNSET
 
 
 class Container(_Plain):
@@ -78,7 +78,9 @@ class Container(_Plain):
     expires_at: str
 
 
-class Message(msgspec.Struct, kw_only=True, tag="message", tag_field="type", repr_omit_defaults=True):
+class Message(
+    msgspec.Struct, kw_only=True, tag="message", tag_field="type", repr_omit_defaults=True
+):
     """A message written by the model: the result of ``messages.create`` or of a whole stream.
 
     ``msgspec.json.encode(message)`` gives the Messages API's JSON, and
@@ -90,8 +92,8 @@ class Message(msgspec.Struct, kw_only=True, tag="message", tag_field="type", rep
     role: Literal["assistant"] = "assistant"
     model: str
     content: list[ContentBlock]
-    stop_reason: str | None | UnsetType = UNSET
-    stop_sequence: str | None | UnsetType = UNSET
-    stop_details: dict[str, Any] | None | UnsetType = UNSET
-    container: Container | None | UnsetType = UNSET
+    stop_reason: str | UnsetType | None = UNSET
+    stop_sequence: str | UnsetType | None = UNSET
+    stop_details: dict[str, Any] | UnsetType | None = UNSET
+    container: Container | UnsetType | None = UNSET
     usage: Usage

@@ -1,24 +1,17 @@
 """Request parameters of ``messages.create`` / ``messages.stream`` as TypedDicts.
 
 Plain dicts work everywhere; these types let a type checker check them.  A
-response's content blocks (``message.content``) are accepted wherever a
-content block parameter is, so a conversation can send them back unchanged.
+response's content blocks (``message.content``, any ``ContentBlock``) are
+accepted wherever a content block parameter is, so a conversation can send them
+back unchanged.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from typing import Any, Literal, Required, TypeAlias, TypedDict, Union
+from typing import Any, Literal, Required, TypeAlias, TypedDict
 
-from ._base import UnknownContentBlock
-from ._content import (
-    RedactedThinkingBlock,
-    ServerToolUseBlock,
-    TextBlock,
-    ThinkingBlock,
-    ToolUseBlock,
-    WebSearchToolResultBlock,
-)
+from ._content import ContentBlock
 
 __all__ = [
     "Base64ImageSourceParam",
@@ -126,24 +119,17 @@ class RedactedThinkingBlockParam(TypedDict):
     data: str
 
 
-ContentBlockParam: TypeAlias = Union[
-    TextBlockParam,
-    ImageBlockParam,
-    DocumentBlockParam,
-    ToolUseBlockParam,
-    ToolResultBlockParam,
-    ThinkingBlockParam,
-    RedactedThinkingBlockParam,
-    dict[str, Any],
-    # Blocks of a response can be sent back as they are:
-    TextBlock,
-    ThinkingBlock,
-    RedactedThinkingBlock,
-    ToolUseBlock,
-    ServerToolUseBlock,
-    WebSearchToolResultBlock,
-    UnknownContentBlock,
-]
+ContentBlockParam: TypeAlias = (
+    TextBlockParam
+    | ImageBlockParam
+    | DocumentBlockParam
+    | ToolUseBlockParam
+    | ToolResultBlockParam
+    | ThinkingBlockParam
+    | RedactedThinkingBlockParam
+    | dict[str, Any]
+    | ContentBlock
+)
 
 
 class MessageParam(TypedDict):
@@ -172,7 +158,7 @@ class ToolChoiceParam(TypedDict, total=False):
 
 
 class ThinkingConfigParam(TypedDict, total=False):
-    """Extended thinking: ``{"type": "enabled", "budget_tokens": N}`` or ``{"type": "disabled"}``."""
+    """Extended thinking: ``{"type": "enabled", "budget_tokens": N}`` or ``"disabled"``."""
 
     type: Required[Literal["enabled", "disabled"]]
     budget_tokens: int
@@ -200,4 +186,3 @@ class MessageCreateParams(TypedDict, total=False):
     thinking: ThinkingConfigParam
     metadata: MetadataParam
     service_tier: Literal["auto", "standard_only"]
-    stream: bool

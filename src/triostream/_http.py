@@ -1,0 +1,295 @@
+"""The only module that talks to httpx: requests, headers, retries and error mapping.
+
+Everything else in triostream sees triostream's own exceptions: the functions
+here turn httpx's into the tree of :mod:`triostream._exceptions`, and HTTP error
+statuses into the right :class:`APIStatusError` subclass.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import platform
+import random
+import time
+from collections.abc import AsyncIterator, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+import httpx
+import msgspec
+import trio
+
+from ._exceptions import (
+    APIConnectionError,
+    APIError,
+    APIStatusError,
+    APITimeoutError,
+    IncompleteStreamError,
+    make_status_error,
+)
+from ._version import __version__
+
+__all__ = [
+    "DEFAULT_TIMEOUT",
+    "Credentials",
+    "RequestOptions",
+    "body_chunks",
+    "reading_body",
+    "send_with_retries",
+]
+
+DEFAULT_BASE_URL: Final = "https://api.anthropic.com"
+DEFAULT_TIMEOUT: Final = httpx.Timeout(600.0, connect=5.0)
+DEFAULT_ANTHROPIC_VERSION: Final = "2023-06-01"
+INITIAL_RETRY_DELAY: Final = 0.5
+MAX_RETRY_DELAY: Final = 8.0
+MAX_RETRY_AFTER: Final = 60.0
+MAX_ERROR_BODY: Final = 1 << 20
+_RETRY_STATUSES: Final = frozenset({408, 409, 429})
+USER_AGENT: Final = (
+    f"triostream/{__version__} httpx/{httpx.__version__} "
+    f"{platform.python_implementation()}/{platform.python_version()}"
+)
+
+_json_encoder = msgspec.json.Encoder()
+
+
+class Credentials:
+    """The API key or auth token; never shown by ``repr`` or ``str``."""
+
+    __slots__ = ("_api_key", "_auth_token")
+
+    def __init__(self, api_key: str | None, auth_token: str | None) -> None:
+        self._api_key = api_key
+        self._auth_token = auth_token
+
+    def headers(self) -> dict[str, str]:
+        """The authentication headers for a request."""
+        if self._api_key is not None:
+            return {"x-api-key": self._api_key}
+        if self._auth_token is not None:
+            return {"authorization": f"Bearer {self._auth_token}"}
+        return {}
+
+    def __repr__(self) -> str:
+        kind = "api_key" if self._api_key is not None else "auth_token"
+        return f"Credentials({kind}=<redacted>)"
+
+    __str__ = __repr__
+
+
+@dataclass(frozen=True, slots=True)
+class RequestOptions:
+    """Everything one request needs besides its JSON body."""
+
+    path: str
+    headers: Mapping[str, str | None] = field(default_factory=dict)
+    query: Mapping[str, Any] | None = None
+    timeout: float | httpx.Timeout | None = None
+    max_retries: int = 2
+    stream: bool = False
+
+
+def build_headers(
+    credentials: Credentials,
+    default_headers: Mapping[str, str | None],
+    extra_headers: Mapping[str, str | None] | None,
+    *,
+    stream: bool,
+) -> dict[str, str]:
+    """Request headers: auth, version, content type, accept, user agent; then overrides.
+
+    A header whose override value is None is removed.
+    """
+    headers: dict[str, str | None] = {
+        "anthropic-version": DEFAULT_ANTHROPIC_VERSION,
+        "content-type": "application/json",
+        "accept": "text/event-stream" if stream else "application/json",
+        "user-agent": USER_AGENT,
+        **credentials.headers(),
+    }
+    if stream:
+        # Raw SSE bytes: no compression layer between the socket and the decoder.
+        headers["accept-encoding"] = "identity"
+    for overrides in (default_headers, extra_headers or {}):
+        for name, value in overrides.items():
+            headers[name.lower()] = value
+    return {name: value for name, value in headers.items() if value is not None}
+
+
+def encode_body(body: Mapping[str, Any]) -> bytes:
+    """The request body as JSON (Structs from earlier responses are encoded as the API's JSON)."""
+    try:
+        return _json_encoder.encode(body)
+    except (TypeError, msgspec.EncodeError) as exc:
+        raise TypeError(f"request parameters are not JSON-serialisable: {exc}") from None
+
+
+# --- retries ------------------------------------------------------------------------------
+
+
+def _retry_after(headers: httpx.Headers) -> float | None:
+    """The delay the server asks for, from ``retry-after-ms`` or ``retry-after``."""
+    value = headers.get("retry-after-ms")
+    if value is not None:
+        try:
+            return float(value) / 1000.0
+        except ValueError:
+            pass
+    value = headers.get("retry-after")
+    if value is None:
+        return None
+    try:
+        return float(value)
+    except ValueError:
+        pass
+    parsed = email.utils.parsedate_tz(value)
+    if parsed is None:
+        return None
+    return email.utils.mktime_tz(parsed) - time.time()
+
+
+def retry_delay(attempt: int, headers: httpx.Headers | None) -> float:
+    """Seconds to wait before retry number ``attempt + 1``.
+
+    The server's ``retry-after-ms`` / ``retry-after`` when it is between 0 and 60
+    seconds; otherwise exponential backoff from 0.5 s, capped at 8 s, with up to
+    25% jitter taken off.
+    """
+    if headers is not None:
+        asked = _retry_after(headers)
+        if asked is not None and 0 <= asked <= MAX_RETRY_AFTER:
+            return asked
+    delay = min(INITIAL_RETRY_DELAY * (2.0**attempt), MAX_RETRY_DELAY)
+    return delay * (1.0 - 0.25 * random.random())
+
+
+def should_retry(response: httpx.Response) -> bool:
+    """Whether an error response may be retried (``x-should-retry`` has the last word)."""
+    forced = response.headers.get("x-should-retry")
+    if forced == "true":
+        return True
+    if forced == "false":
+        return False
+    status = response.status_code
+    return status in _RETRY_STATUSES or status >= 500
+
+
+def _connection_error(exc: httpx.HTTPError, *, during_body: bool = False) -> APIError:
+    if isinstance(exc, httpx.TimeoutException):
+        return APITimeoutError(f"timed out: {type(exc).__name__}")
+    if during_body and isinstance(exc, (httpx.RemoteProtocolError, httpx.ReadError)):
+        return IncompleteStreamError(
+            f"the connection broke before the stream ended ({type(exc).__name__}: {exc})"
+        )
+    return APIConnectionError(f"connection error: {type(exc).__name__}: {exc}")
+
+
+async def _status_error(response: httpx.Response) -> APIStatusError:
+    """Read (a bounded amount of) an error response's body, close it, build the error."""
+    try:
+        raw = b""
+        async for chunk in response.aiter_bytes():
+            raw += chunk
+            if len(raw) > MAX_ERROR_BODY:
+                break
+    except httpx.HTTPError:
+        pass
+    finally:
+        await response.aclose()
+    body: object
+    try:
+        body = msgspec.json.decode(raw) if raw else None
+    except msgspec.DecodeError:
+        body = raw.decode("utf-8", "replace")
+    return make_status_error(
+        status_code=response.status_code,
+        body=body,
+        response=response,
+        request_id=response.headers.get("request-id"),
+    )
+
+
+async def send_with_retries(
+    http: httpx.AsyncClient,
+    *,
+    method: str,
+    url: str,
+    headers: Mapping[str, str],
+    content: bytes,
+    options: RequestOptions,
+) -> httpx.Response:
+    """Send a request, retrying where safe; return the open response of the first success.
+
+    The response's body is not read: the caller owns it and must close it.
+    Connection errors, timeouts, 408, 409, 429 and >= 500 are retried up to
+    ``options.max_retries`` times (honouring ``x-should-retry`` and the
+    server's ``retry-after``); other error statuses raise at once.
+
+    Cancellation: the request and any retry sleep run in the caller's cancel
+    scope; when cancelled, nothing is left open.
+    """
+    attempt = 0
+    while True:
+        request = http.build_request(
+            method,
+            url,
+            headers=headers,
+            content=content,
+            params=options.query,
+            timeout=options.timeout if options.timeout is not None else httpx.USE_CLIENT_DEFAULT,
+        )
+        try:
+            response = await http.send(request, stream=True)
+        except httpx.HTTPError as exc:
+            if attempt >= options.max_retries:
+                raise _connection_error(exc) from None
+            await trio.sleep(retry_delay(attempt, None))
+            attempt += 1
+            continue
+        if response.is_success:
+            return response
+        retry = attempt < options.max_retries and should_retry(response)
+        error = await _status_error(response)
+        if not retry:
+            raise error
+        await trio.sleep(retry_delay(attempt, response.headers))
+        attempt += 1
+
+
+def body_chunks(response: httpx.Response) -> AsyncIterator[bytes]:
+    """The response body as it arrives, undecoded when there is no content encoding."""
+    encoding = response.headers.get("content-encoding", "identity").strip().lower()
+    if encoding in ("", "identity"):
+        return response.aiter_raw()
+    return response.aiter_bytes()
+
+
+@contextmanager
+def reading_body() -> Iterator[None]:
+    """Translate httpx errors raised while a body is read into triostream's."""
+    try:
+        yield
+    except httpx.HTTPError as exc:
+        raise _connection_error(exc, during_body=True) from None
+
+
+def response_request_id(response: httpx.Response) -> str | None:
+    """The ``request-id`` header of a response, if any."""
+    value: str | None = response.headers.get("request-id")
+    return value
+
+
+async def close_response(
+    response: httpx.Response, chunks: AsyncIterator[bytes] | None = None, *, deadline: float = 5.0
+) -> None:
+    """Close a response (and its body iterator) on every path: shielded, bounded in time."""
+    with trio.CancelScope(shield=True), trio.move_on_after(deadline):
+        try:
+            aclose = getattr(chunks, "aclose", None)
+            if aclose is not None:
+                await aclose()
+            await response.aclose()
+        except httpx.HTTPError:
+            pass
