@@ -53,11 +53,16 @@ from .types import (
 )
 
 if TYPE_CHECKING:
-    from ._client import AsyncAnthropic, AsyncMessages
-    from ._raw_stream import AsyncStream
+    from ._client import Anthropic, AsyncAnthropic, AsyncMessages, Messages
+    from ._raw_stream import AsyncStream, Stream
     from ._stream import AsyncMessageStream, MessageStreamManager, open_message_stream
+    from ._sync_stream import MessageStream
 
 _LAZY = {
+    "Anthropic": "._client",
+    "Messages": "._client",
+    "MessageStream": "._sync_stream",
+    "Stream": "._raw_stream",
     "AsyncAnthropic": "._client",
     "AsyncMessages": "._client",
     "AsyncStream": "._raw_stream",
@@ -84,6 +89,7 @@ __all__ = [
     "APIResponseValidationError",
     "APIStatusError",
     "APITimeoutError",
+    "Anthropic",
     "AsyncAnthropic",
     "AsyncMessageStream",
     "AsyncMessages",
@@ -105,8 +111,10 @@ __all__ = [
     "MessageParam",
     "MessageStartEvent",
     "MessageStopEvent",
+    "MessageStream",
     "MessageStreamEvent",
     "MessageStreamManager",
+    "Messages",
     "MissingCredentialsError",
     "NotFoundError",
     "OverloadedError",
@@ -115,6 +123,7 @@ __all__ = [
     "RawMessageStreamEvent",
     "RequestTooLargeError",
     "SignatureEvent",
+    "Stream",
     "TextBlock",
     "TextEvent",
     "ThinkingBlock",

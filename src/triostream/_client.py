@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -17,10 +18,18 @@ from .types._message import Message
 from .types._params import MessageCreateParams
 
 if TYPE_CHECKING:
-    from ._raw_stream import AsyncStream
+    from ._raw_stream import AsyncStream, Stream
     from ._stream import MessageStreamManager
+    from ._sync_stream import SyncMessageStreamManager
 
-__all__ = ["AsyncAnthropic", "AsyncMessages", "ClientConfig", "MessageStreamParams"]
+__all__ = [
+    "Anthropic",
+    "AsyncAnthropic",
+    "AsyncMessages",
+    "ClientConfig",
+    "MessageStreamParams",
+    "Messages",
+]
 
 MESSAGES_PATH = "/v1/messages"
 
@@ -137,7 +146,50 @@ def _listify(name: str, value: Any) -> Any:
     return value
 
 
-class AsyncAnthropic:
+class _ClientBase:
+    """What the async and the sync client share: configuration and its read-only views."""
+
+    _config: ClientConfig
+
+    def _configure(
+        self,
+        *,
+        api_key: str | None,
+        auth_token: str | None,
+        base_url: str | None,
+        max_retries: int,
+        timeout: float | httpx.Timeout,
+        idle_timeout: float | None,
+        default_headers: Mapping[str, str | None] | None,
+    ) -> None:
+        self._config = ClientConfig.resolve(
+            api_key=api_key,
+            auth_token=auth_token,
+            base_url=base_url,
+            max_retries=max_retries,
+            timeout=timeout,
+            idle_timeout=idle_timeout,
+            default_headers=default_headers,
+        )
+
+    @property
+    def base_url(self) -> str:
+        """The API's base URL."""
+        return self._config.base_url
+
+    @property
+    def idle_timeout(self) -> float | None:
+        """Seconds without a content event after which a stream fails with APITimeoutError."""
+        return self._config.idle_timeout
+
+    def __repr__(self) -> str:
+        return (
+            f"{type(self).__name__}(base_url={self._config.base_url!r}, "
+            f"max_retries={self._config.max_retries}, credentials=<redacted>)"
+        )
+
+
+class AsyncAnthropic(_ClientBase):
     """The trio client of the Anthropic Messages API.
 
     ::
@@ -164,7 +216,7 @@ class AsyncAnthropic:
         default_headers: Mapping[str, str | None] | None = None,
         http_client: httpx.AsyncClient | None = None,
     ) -> None:
-        self._config = ClientConfig.resolve(
+        self._configure(
             api_key=api_key,
             auth_token=auth_token,
             base_url=base_url,
@@ -176,16 +228,6 @@ class AsyncAnthropic:
         self._owns_http = http_client is None
         self._http = http_client or httpx.AsyncClient(timeout=timeout, follow_redirects=False)
         self.messages = AsyncMessages(self)
-
-    @property
-    def base_url(self) -> str:
-        """The API's base URL."""
-        return self._config.base_url
-
-    @property
-    def idle_timeout(self) -> float | None:
-        """Seconds without a content event after which a stream fails with APITimeoutError."""
-        return self._config.idle_timeout
 
     @property
     def http_client(self) -> httpx.AsyncClient:
@@ -208,18 +250,104 @@ class AsyncAnthropic:
     ) -> None:
         await self.aclose()
 
-    def __repr__(self) -> str:
-        return (
-            f"AsyncAnthropic(base_url={self._config.base_url!r}, "
-            f"max_retries={self._config.max_retries}, credentials=<redacted>)"
-        )
-
     async def _open(self, params: Mapping[str, Any], *, stream: bool) -> httpx.Response:
         """POST /v1/messages with retries; the open response of the first success."""
         url, headers, content, options = self._config.prepare(params, stream=stream)
         return await _http.send_with_retries(
             self._http, method="POST", url=url, headers=headers, content=content, options=options
         )
+
+
+class Anthropic(_ClientBase):
+    """The synchronous twin of :class:`AsyncAnthropic`, over ``httpx.Client``.
+
+    Same arguments, environment, retries, errors and cleanup guarantees;
+    ``with`` (or ``close()``) closes the connection pool it owns.
+    """
+
+    def __init__(
+        self,
+        *,
+        api_key: str | None = None,
+        auth_token: str | None = None,
+        base_url: str | None = None,
+        max_retries: int = 2,
+        timeout: float | httpx.Timeout = _http.DEFAULT_TIMEOUT,
+        idle_timeout: float | None = None,
+        default_headers: Mapping[str, str | None] | None = None,
+        http_client: httpx.Client | None = None,
+    ) -> None:
+        self._configure(
+            api_key=api_key,
+            auth_token=auth_token,
+            base_url=base_url,
+            max_retries=max_retries,
+            timeout=timeout,
+            idle_timeout=idle_timeout,
+            default_headers=default_headers,
+        )
+        self._owns_http = http_client is None
+        self._http = http_client or httpx.Client(timeout=timeout, follow_redirects=False)
+        self.messages = Messages(self)
+
+    @property
+    def http_client(self) -> httpx.Client:
+        """The ``httpx.Client`` requests go through."""
+        return self._http
+
+    def close(self) -> None:
+        """Close the connection pool (unless it was given as ``http_client``)."""
+        if self._owns_http:
+            self._http.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def _open(self, params: Mapping[str, Any], *, stream: bool) -> httpx.Response:
+        """POST /v1/messages with retries; the open response of the first success.
+
+        With ``idle_timeout``, a stream's reads wait at most that long, so a
+        server that sends nothing at all is caught without a background task.
+        """
+        url, headers, content, options = self._config.prepare(params, stream=stream)
+        idle = self._config.idle_timeout
+        if stream and idle is not None:
+            options = _with_read_timeout(options, self._http.timeout, idle)
+        return _http.sync_send_with_retries(
+            self._http, method="POST", url=url, headers=headers, content=content, options=options
+        )
+
+
+def _with_read_timeout(
+    options: _http.RequestOptions, default: httpx.Timeout, most: float
+) -> _http.RequestOptions:
+    timeout = options.timeout if options.timeout is not None else default
+    if not isinstance(timeout, httpx.Timeout):
+        timeout = httpx.Timeout(timeout)
+    read = most if timeout.read is None else min(timeout.read, most)
+    return dataclasses.replace(
+        options,
+        timeout=httpx.Timeout(
+            connect=timeout.connect, read=read, write=timeout.write, pool=timeout.pool
+        ),
+    )
+
+
+def _decode_created(raw: bytes, response: httpx.Response) -> Message:
+    """The Message of a non-streaming response body."""
+    try:
+        return decode_message(raw)
+    except APIResponseValidationError as exc:
+        exc.request_id = _http.response_request_id(response)
+        raise
 
 
 class AsyncMessages:
@@ -261,11 +389,7 @@ class AsyncMessages:
                 raw = await response.aread()
         finally:
             await _http.close_response(response)
-        try:
-            return decode_message(raw)
-        except APIResponseValidationError as exc:
-            exc.request_id = _http.response_request_id(response)
-            raise
+        return _decode_created(raw, response)
 
     def stream(self, **params: Unpack[MessageStreamParams]) -> MessageStreamManager:
         """Stream a message: ``async with client.messages.stream(...) as stream:``.
@@ -276,3 +400,40 @@ class AsyncMessages:
         from ._stream import MessageStreamManager
 
         return MessageStreamManager(self._client, params)
+
+
+class Messages:
+    """``client.messages`` of the sync client: create a message, or stream one."""
+
+    def __init__(self, client: Anthropic) -> None:
+        self._client = client
+
+    @overload
+    def create(
+        self, *, stream: Literal[False] = False, **params: Unpack[MessageStreamParams]
+    ) -> Message: ...
+
+    @overload
+    def create(self, *, stream: Literal[True], **params: Unpack[MessageStreamParams]) -> Stream: ...
+
+    def create(
+        self, *, stream: bool = False, **params: Unpack[MessageStreamParams]
+    ) -> Message | Stream:
+        """Create a message (see :meth:`AsyncMessages.create`); ``stream=True`` gives a Stream."""
+        from ._raw_stream import Stream
+
+        response = self._client._open(params, stream=stream)
+        if stream:
+            return Stream(response)
+        try:
+            with _http.reading_body():
+                raw = response.read()
+        finally:
+            _http.sync_close_response(response)
+        return _decode_created(raw, response)
+
+    def stream(self, **params: Unpack[MessageStreamParams]) -> SyncMessageStreamManager:
+        """Stream a message: ``with client.messages.stream(...) as stream:``."""
+        from ._sync_stream import SyncMessageStreamManager
+
+        return SyncMessageStreamManager(self._client, params)

@@ -37,6 +37,10 @@ __all__ = [
     "body_chunks",
     "reading_body",
     "send_with_retries",
+    "sync_body_chunks",
+    "sync_close_response",
+    "sync_drain",
+    "sync_send_with_retries",
 ]
 
 DEFAULT_BASE_URL: Final = "https://api.anthropic.com"
@@ -186,18 +190,7 @@ def _connection_error(exc: httpx.HTTPError, *, during_body: bool = False) -> API
     return APIConnectionError(f"connection error: {type(exc).__name__}: {exc}")
 
 
-async def _status_error(response: httpx.Response) -> APIStatusError:
-    """Read (a bounded amount of) an error response's body, close it, build the error."""
-    try:
-        raw = b""
-        async for chunk in response.aiter_bytes():
-            raw += chunk
-            if len(raw) > MAX_ERROR_BODY:
-                break
-    except httpx.HTTPError:
-        pass
-    finally:
-        await response.aclose()
+def _error_from_body(response: httpx.Response, raw: bytes) -> APIStatusError:
     body: object
     try:
         body = msgspec.json.decode(raw) if raw else None
@@ -208,6 +201,80 @@ async def _status_error(response: httpx.Response) -> APIStatusError:
         body=body,
         response=response,
         request_id=response.headers.get("request-id"),
+    )
+
+
+async def _status_error(response: httpx.Response) -> APIStatusError:
+    """Read (a bounded amount of) an error response's body, close it, build the error."""
+    raw = b""
+    try:
+        async for chunk in response.aiter_bytes():
+            raw += chunk
+            if len(raw) > MAX_ERROR_BODY:
+                break
+    except httpx.HTTPError:
+        pass
+    finally:
+        await response.aclose()
+    return _error_from_body(response, raw)
+
+
+def _sync_status_error(response: httpx.Response) -> APIStatusError:
+    """The sync twin of :func:`_status_error`."""
+    raw = b""
+    try:
+        for chunk in response.iter_bytes():
+            raw += chunk
+            if len(raw) > MAX_ERROR_BODY:
+                break
+    except httpx.HTTPError:
+        pass
+    finally:
+        response.close()
+    return _error_from_body(response, raw)
+
+
+class _Attempts:
+    """One request's retry budget: whether to try again, and after how long."""
+
+    __slots__ = ("attempt", "max_retries")
+
+    def __init__(self, max_retries: int) -> None:
+        self.attempt = 0
+        self.max_retries = max_retries
+
+    def after_connection_error(self, exc: httpx.HTTPError) -> float:
+        """The delay before retrying a failed connection; raises when out of retries."""
+        if self.attempt >= self.max_retries:
+            raise _connection_error(exc) from None
+        delay = retry_delay(self.attempt, None)
+        self.attempt += 1
+        return delay
+
+    def after_status(self, response: httpx.Response, error: APIStatusError) -> float:
+        """The delay before retrying an error status; raises ``error`` when not retried."""
+        if self.attempt >= self.max_retries or not should_retry(response):
+            raise error
+        delay = retry_delay(self.attempt, response.headers)
+        self.attempt += 1
+        return delay
+
+
+def _build_request(
+    http: httpx.AsyncClient | httpx.Client,
+    method: str,
+    url: str,
+    headers: Mapping[str, str],
+    content: bytes,
+    options: RequestOptions,
+) -> httpx.Request:
+    return http.build_request(
+        method,
+        url,
+        headers=headers,
+        content=content,
+        params=options.query,
+        timeout=options.timeout if options.timeout is not None else httpx.USE_CLIENT_DEFAULT,
     )
 
 
@@ -230,32 +297,42 @@ async def send_with_retries(
     Cancellation: the request and any retry sleep run in the caller's cancel
     scope; when cancelled, nothing is left open.
     """
-    attempt = 0
+    attempts = _Attempts(options.max_retries)
     while True:
-        request = http.build_request(
-            method,
-            url,
-            headers=headers,
-            content=content,
-            params=options.query,
-            timeout=options.timeout if options.timeout is not None else httpx.USE_CLIENT_DEFAULT,
-        )
+        request = _build_request(http, method, url, headers, content, options)
         try:
             response = await http.send(request, stream=True)
         except httpx.HTTPError as exc:
-            if attempt >= options.max_retries:
-                raise _connection_error(exc) from None
-            await trio.sleep(retry_delay(attempt, None))
-            attempt += 1
+            await trio.sleep(attempts.after_connection_error(exc))
             continue
         if response.is_success:
             return response
-        retry = attempt < options.max_retries and should_retry(response)
         error = await _status_error(response)
-        if not retry:
-            raise error
-        await trio.sleep(retry_delay(attempt, response.headers))
-        attempt += 1
+        await trio.sleep(attempts.after_status(response, error))
+
+
+def sync_send_with_retries(
+    http: httpx.Client,
+    *,
+    method: str,
+    url: str,
+    headers: Mapping[str, str],
+    content: bytes,
+    options: RequestOptions,
+) -> httpx.Response:
+    """The sync twin of :func:`send_with_retries` (sleeps with ``time.sleep``)."""
+    attempts = _Attempts(options.max_retries)
+    while True:
+        request = _build_request(http, method, url, headers, content, options)
+        try:
+            response = http.send(request, stream=True)
+        except httpx.HTTPError as exc:
+            time.sleep(attempts.after_connection_error(exc))
+            continue
+        if response.is_success:
+            return response
+        error = _sync_status_error(response)
+        time.sleep(attempts.after_status(response, error))
 
 
 def body_chunks(response: httpx.Response) -> AsyncIterator[bytes]:
@@ -264,6 +341,14 @@ def body_chunks(response: httpx.Response) -> AsyncIterator[bytes]:
     if encoding in ("", "identity"):
         return response.aiter_raw()
     return response.aiter_bytes()
+
+
+def sync_body_chunks(response: httpx.Response) -> Iterator[bytes]:
+    """The sync twin of :func:`body_chunks`."""
+    encoding = response.headers.get("content-encoding", "identity").strip().lower()
+    if encoding in ("", "identity"):
+        return response.iter_raw()
+    return response.iter_bytes()
 
 
 @contextmanager
@@ -293,3 +378,29 @@ async def close_response(
             await response.aclose()
         except httpx.HTTPError:
             pass
+
+
+def sync_close_response(response: httpx.Response) -> None:
+    """Close a response (sync), ignoring transport errors while closing."""
+    try:
+        response.close()
+    except httpx.HTTPError:
+        pass
+
+
+def sync_drain(response: httpx.Response, chunks: Iterator[bytes], seconds: float) -> None:
+    """Read what is left of a body (the chunked terminator) so the connection can be reused.
+
+    Each read waits at most ``seconds`` (httpcore reads the request's timeout
+    extension at every read), and the whole drain stops after ``seconds``.
+    """
+    timeouts = response.request.extensions.get("timeout")
+    if isinstance(timeouts, dict):
+        timeouts["read"] = seconds
+    deadline = time.monotonic() + seconds
+    try:
+        for _ in chunks:
+            if time.monotonic() > deadline:
+                break
+    except httpx.HTTPError:
+        pass

@@ -1,8 +1,13 @@
-"""AsyncStream: the raw events of ``messages.create(stream=True)``, read in the caller's task."""
+"""Raw event streams of ``messages.create(stream=True)``: AsyncStream and its sync twin Stream.
+
+They read in the caller's task (or thread): no tasks, no accumulation.  Both
+drive the same sans-IO :class:`RawEventReader`.
+"""
 
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import AsyncIterator, Iterator
 from types import TracebackType
 from typing import Self
 
@@ -10,16 +15,61 @@ import httpx
 
 from . import _http
 from ._accumulator import status_error_from_event
-from ._exceptions import APIError, IncompleteStreamError
-from ._wire import decode_raw_event
+from ._exceptions import APIError, APIStatusError, IncompleteStreamError
+from ._wire import decode_sse_events
 from .sse import SSEDecoder
 from .types._events import ErrorEvent, RawMessageStopEvent, RawMessageStreamEvent
 
-__all__ = ["AsyncStream"]
+__all__ = ["AsyncStream", "RawEventReader", "Stream"]
+
+
+class RawEventReader:
+    """Bytes in, raw events out: SSE decoding, ``ping`` skipped, errors raised (sans-IO).
+
+    ``event: error`` raises its :class:`APIStatusError` subclass; the end of
+    input before ``message_stop`` raises :class:`IncompleteStreamError`.
+    Events decoded before an error are returned first; the error is raised by
+    the next call.
+    """
+
+    def __init__(self) -> None:
+        self._decoder = SSEDecoder()
+        self._saw_stop = False
+        self._error: APIError | None = None
+
+    def feed(self, chunk: bytes | None) -> list[RawMessageStreamEvent]:
+        """Decode a chunk (None: the end of the body); return the complete events."""
+        if self._error is not None:
+            raise self._error
+        sses = self._decoder.feed(chunk) if chunk is not None else self._decoder.close()
+        events = decode_sse_events(sses)
+        for position, event in enumerate(events):
+            kind = type(event)
+            if kind is ErrorEvent:
+                assert isinstance(event, ErrorEvent)
+                self._error = status_error_from_event(event)
+                del events[position:]
+                break
+            if kind is RawMessageStopEvent:
+                self._saw_stop = True
+        if chunk is None and self._error is None and not self._saw_stop:
+            self._error = IncompleteStreamError("the response body ended before message_stop")
+        if self._error is not None and not events:
+            raise self._error
+        return events
+
+
+def _attach(error: APIError, response: httpx.Response) -> APIError:
+    """Give an error the response it came with."""
+    if error.request_id is None:
+        error.request_id = _http.response_request_id(response)
+    if isinstance(error, APIStatusError) and error.response is None:
+        error.response = response
+    return error
 
 
 class AsyncStream:
-    """The raw stream events of one response, as they arrive (no tasks, no accumulation).
+    """The raw stream events of one response, as they arrive.
 
     ::
 
@@ -39,11 +89,10 @@ class AsyncStream:
 
     def __init__(self, response: httpx.Response) -> None:
         self.response = response
-        self._decoder = SSEDecoder()
-        self._chunks = _http.body_chunks(response)
+        self._reader = RawEventReader()
+        self._chunks: AsyncIterator[bytes] = _http.body_chunks(response)
         self._pending: deque[RawMessageStreamEvent] = deque()
         self._ended = False
-        self._saw_stop = False
 
     @property
     def request_id(self) -> str | None:
@@ -57,40 +106,17 @@ class AsyncStream:
         while not self._pending:
             if self._ended:
                 raise StopAsyncIteration
-            await self._read_more()
+            try:
+                with _http.reading_body():
+                    chunk = await anext(self._chunks, None)
+                self._pending.extend(self._reader.feed(chunk))
+                self._ended = chunk is None
+            except APIError as exc:
+                await self.aclose()
+                raise _attach(exc, self.response) from None
+            if self._ended:
+                await self.aclose()
         return self._pending.popleft()
-
-    async def _read_more(self) -> None:
-        try:
-            with _http.reading_body():
-                try:
-                    chunk = await self._chunks.__anext__()
-                except StopAsyncIteration:
-                    chunk = None
-            sses = self._decoder.feed(chunk) if chunk is not None else self._decoder.close()
-            for sse in sses:
-                if sse.event == "ping":
-                    continue
-                event = decode_raw_event(sse.data)
-                if type(event) is ErrorEvent:
-                    raise status_error_from_event(event)
-                if type(event) is RawMessageStopEvent:
-                    self._saw_stop = True
-                self._pending.append(event)
-            if chunk is None:
-                self._ended = True
-                if not self._saw_stop:
-                    raise IncompleteStreamError("the response body ended before message_stop")
-        except APIError as exc:
-            if getattr(exc, "response", None) is None and hasattr(exc, "response"):
-                exc.response = self.response
-            exc.request_id = exc.request_id or self.request_id
-            self._ended = True
-            self._pending.clear()
-            await self.aclose()
-            raise
-        if self._ended:
-            await self.aclose()
 
     async def aclose(self) -> None:
         """Close the response (shielded from cancellation; idempotent)."""
@@ -107,3 +133,54 @@ class AsyncStream:
         tb: TracebackType | None,
     ) -> None:
         await self.aclose()
+
+
+class Stream:
+    """The sync twin of :class:`AsyncStream` (``Anthropic().messages.create(stream=True)``)."""
+
+    def __init__(self, response: httpx.Response) -> None:
+        self.response = response
+        self._reader = RawEventReader()
+        self._chunks: Iterator[bytes] = _http.sync_body_chunks(response)
+        self._pending: deque[RawMessageStreamEvent] = deque()
+        self._ended = False
+
+    @property
+    def request_id(self) -> str | None:
+        """The ``request-id`` response header, or None."""
+        return _http.response_request_id(self.response)
+
+    def __iter__(self) -> Self:
+        return self
+
+    def __next__(self) -> RawMessageStreamEvent:
+        while not self._pending:
+            if self._ended:
+                raise StopIteration
+            try:
+                with _http.reading_body():
+                    chunk = next(self._chunks, None)
+                self._pending.extend(self._reader.feed(chunk))
+                self._ended = chunk is None
+            except APIError as exc:
+                self.close()
+                raise _attach(exc, self.response) from None
+            if self._ended:
+                self.close()
+        return self._pending.popleft()
+
+    def close(self) -> None:
+        """Close the response (idempotent)."""
+        self._ended = True
+        _http.sync_close_response(self.response)
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()

@@ -27,7 +27,7 @@ from . import _http
 from ._accumulator import MessageAccumulator
 from ._exceptions import APIError, APIStatusError, APITimeoutError, IncompleteStreamError
 from ._fanout import EventLog, LogReader, pump
-from ._wire import decode_raw_event
+from ._wire import decode_sse_events
 from .sse import SSEDecoder
 from .types._content import TextBlock
 from .types._events import (
@@ -220,11 +220,7 @@ class AsyncMessageStream:
                     idle_scope.deadline = trio.current_time() + idle
                 with _http.reading_body():
                     async for chunk in chunks:
-                        batch = [
-                            decode_raw_event(sse.data)
-                            for sse in decoder.feed(chunk)
-                            if sse.event != "ping"
-                        ]
+                        batch = decode_sse_events(decoder.feed(chunk))
                         if not batch:
                             continue
                         if idle is not None:
@@ -237,11 +233,7 @@ class AsyncMessageStream:
                             saw_stop = True
                             break
                     if not saw_stop:
-                        tail = [
-                            decode_raw_event(sse.data)
-                            for sse in decoder.close()
-                            if sse.event != "ping"
-                        ]
+                        tail = decode_sse_events(decoder.close())
                         if tail:
                             await send.send(tail)
             if idle_scope.cancelled_caught:

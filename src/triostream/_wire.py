@@ -9,12 +9,13 @@ fit is an :class:`APIResponseValidationError` naming the event and the path.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any, TypeVar
 
 import msgspec
 
 from ._exceptions import APIResponseValidationError
+from .sse import ServerSentEvent
 from .types._base import UnknownCitation, UnknownContentBlock, UnknownDelta, UnknownEvent
 from .types._content import Citation, ContentBlock, KnownCitation, KnownContentBlock, TextBlock
 from .types._events import (
@@ -29,29 +30,17 @@ from .types._events import (
 )
 from .types._message import Message
 
-__all__ = ["decode_message", "decode_raw_event"]
+__all__ = ["decode_message", "decode_raw_event", "decode_sse_events"]
 
 _T = TypeVar("_T")
 
 _event_decoder = msgspec.json.Decoder(KnownRawEvent)
 _message_decoder = msgspec.json.Decoder(Message)
 
-_KNOWN_EVENT_TYPES = frozenset(
-    cls.__struct_config__.tag  # type: ignore[misc]
-    for cls in KnownRawEvent.__args__  # type: ignore[attr-defined]
-)
-_KNOWN_BLOCK_TYPES = frozenset(
-    cls.__struct_config__.tag
-    for cls in KnownContentBlock.__args__  # type: ignore[attr-defined]
-)
-_KNOWN_DELTA_TYPES = frozenset(
-    cls.__struct_config__.tag
-    for cls in KnownDelta.__args__  # type: ignore[attr-defined]
-)
-_KNOWN_CITATION_TYPES = frozenset(
-    cls.__struct_config__.tag
-    for cls in KnownCitation.__args__  # type: ignore[attr-defined]
-)
+_KNOWN_EVENT_TYPES = frozenset(cls.__struct_config__.tag for cls in KnownRawEvent.__args__)
+_KNOWN_BLOCK_TYPES = frozenset(cls.__struct_config__.tag for cls in KnownContentBlock.__args__)
+_KNOWN_DELTA_TYPES = frozenset(cls.__struct_config__.tag for cls in KnownDelta.__args__)
+_KNOWN_CITATION_TYPES = frozenset(cls.__struct_config__.tag for cls in KnownCitation.__args__)
 
 
 def decode_raw_event(data: str | bytes) -> RawMessageStreamEvent:
@@ -73,10 +62,15 @@ def decode_raw_event(data: str | bytes) -> RawMessageStreamEvent:
     return _decode_event_leniently(data)
 
 
+def decode_sse_events(sses: Iterable[ServerSentEvent]) -> list[RawMessageStreamEvent]:
+    """Decode the data of each SSE event, skipping ``ping`` keep-alives."""
+    return [decode_raw_event(sse.data) for sse in sses if sse.event != "ping"]
+
+
 def decode_message(data: str | bytes) -> Message:
     """Decode a whole ``Message`` (the body of a non-streaming ``messages.create``)."""
     try:
-        return _message_decoder.decode(data)  # type: ignore[no-any-return]
+        return _message_decoder.decode(data)
     except msgspec.ValidationError:
         pass
     except msgspec.DecodeError as exc:
