@@ -235,8 +235,8 @@ class _ToolInputState(_BlockState):
         except APIResponseValidationError as exc:
             name = self._get_name()
             self.owner._deferred_error = APIResponseValidationError(
-                f"the input of tool call {name!r} (content block {self.index}) is not valid "
-                f"JSON: {exc.message}",
+                f"the input of tool call {name!r} (content block {self.index}) never became "
+                f"valid JSON: {parser.error or exc.message}",
                 body=text,
             )
             best = parser.snapshot(partial_strings=False)

@@ -142,9 +142,7 @@ def test_event_sequence_matches_the_official_sdk(name: str) -> None:
     _, ours = feed_dicts(SYNTHETIC[name])
     got = [(e.type, getattr(e, "snapshot", None)) for e in ours]
     normalised = [(t, msgspec.to_builtins(s) if t == "citation" else s) for t, s in got]
-    expected = [
-        (t, [c.to_dict() for c in s] if t == "citation" else s) for t, s in expected
-    ]
+    expected = [(t, [c.to_dict() for c in s] if t == "citation" else s) for t, s in expected]
     assert [t for t, _ in normalised] == [t for t, _ in expected]
     assert normalised == expected
 
@@ -184,7 +182,12 @@ def test_input_json_snapshots_are_each_prefix_with_partial_strings() -> None:
     ]
     acc, events = feed_dicts(stream)
     snaps = [e.snapshot for e in events if isinstance(e, InputJsonEvent)]
-    assert snaps == [{}, {"city": "Par"}, {"city": "Paris", "n": [1]}, {"city": "Paris", "n": [1, 2]}]
+    assert snaps == [
+        {},
+        {"city": "Par"},
+        {"city": "Paris", "n": [1]},
+        {"city": "Paris", "n": [1, 2]},
+    ]
     block = acc.final_message().content[0]
     assert isinstance(block, ToolUseBlock)
     assert block.input == {"city": "Paris", "n": [1, 2]}
@@ -255,16 +258,19 @@ def test_message_delta_applies_every_present_field_and_keeps_absent_counts() -> 
     acc, _ = run([(RECORDED / "message_delta_fields_response.txt").read_bytes()])
     message = acc.final_message()
     assert message.stop_reason == "end_turn"
-    assert message.container is not msgspec.UNSET and message.container is not None
+    assert message.container is not msgspec.UNSET
+    assert message.container is not None
     assert message.container.id == "container_01AbCdEfGh"
     usage = message.usage
     assert (usage.input_tokens, usage.output_tokens) == (40, 8)
     assert (usage.cache_creation_input_tokens, usage.cache_read_input_tokens) == (12, 7)
-    assert usage.server_tool_use is not None and usage.server_tool_use is not msgspec.UNSET
+    assert usage.server_tool_use is not None
+    assert usage.server_tool_use is not msgspec.UNSET
     assert usage.server_tool_use.web_search_requests == 1
     # Sent in message_start only: kept.
     assert usage.service_tier == "standard"
-    assert usage.cache_creation is not None and usage.cache_creation is not msgspec.UNSET
+    assert usage.cache_creation is not None
+    assert usage.cache_creation is not msgspec.UNSET
     assert usage.cache_creation.ephemeral_5m_input_tokens == 10
 
 
@@ -282,7 +288,9 @@ def test_tool_input_that_never_becomes_json_fails_only_the_final_message() -> No
     acc, events = run([(RECORDED / "tool_use_invalid_json_response.txt").read_bytes()])
     assert isinstance(events[-1], MessageStopEvent)  # the stream itself completed
     assert acc.done
-    with pytest.raises(APIResponseValidationError, match=r"get_weather.*not valid JSON") as info:
+    with pytest.raises(
+        APIResponseValidationError, match=r"get_weather.*never became valid JSON"
+    ) as info:
         acc.final_message()
     assert info.value.body == '{"location": "Paris", "unit": celsius}'
     snapshot = acc.snapshot
@@ -346,8 +354,7 @@ def test_events_out_of_order_raise_and_stay_raised(name: str) -> None:
     acc = MessageAccumulator()
     events = [decode_raw_event(json.dumps(e)) for e in BAD_ORDERS[name]]
     with pytest.raises(APIResponseValidationError) as info:
-        for event in events:
-            acc.feed(event)
+        acc.feed_all(events, [])
     assert acc.error is info.value
     # Sticky: the same error again, whatever comes next.
     with pytest.raises(APIResponseValidationError) as again:
@@ -425,9 +432,8 @@ def test_unknown_types_are_kept_and_passed_on() -> None:
 
 def test_text_accumulation_is_linear() -> None:
     """100,000 deltas cost about ten times 10,000 (the SDK's `text +=` would be ~100x)."""
-    import time
-
     import gc
+    import time
 
     def cost(n: int) -> float:
         raw = [decode_raw_event(json.dumps(e)) for e in text_stream(["tok "] * n)]
