@@ -125,7 +125,7 @@ def test_truncation_is_an_incomplete_stream(
     # The snapshot holds exactly the events that arrived whole.
     arrived = SSEDecoder().feed(sse_encode(text_stream(["a", "b", "c"]))[:cut])
     expected = MessageAccumulator()
-    for event in decode_sse_events(arrived):
+    for event in decode_sse_events(arrived, []):
         expected.feed(event)
     if expected.snapshot is None:
         assert snapshot is None

@@ -37,17 +37,25 @@ class RawEventReader:
         self._saw_stop = False
         self._error: APIError | None = None
 
-    def feed(self, chunk: bytes | None) -> list[RawMessageStreamEvent]:
-        """Decode a chunk (None: the end of the body); return the complete events."""
+    def raise_failure(self) -> None:
+        """Raise the failure found in an earlier chunk, if any (before reading more)."""
         if self._error is not None:
             raise self._error
-        sses = self._decoder.feed(chunk) if chunk is not None else self._decoder.close()
-        events = decode_sse_events(sses)
+
+    def feed(self, chunk: bytes | None) -> list[RawMessageStreamEvent]:
+        """Decode a chunk (None: the end of the body); return the complete events."""
+        self.raise_failure()
+        events: list[RawMessageStreamEvent] = []
+        try:
+            sses = self._decoder.feed(chunk) if chunk is not None else self._decoder.close()
+            decode_sse_events(sses, events)
+        except APIError as exc:
+            self._error = exc
         for position, event in enumerate(events):
             kind = type(event)
             if kind is ErrorEvent:
                 assert isinstance(event, ErrorEvent)
-                self._error = status_error_from_event(event)
+                self._error = self._error or status_error_from_event(event)
                 del events[position:]
                 break
             if kind is RawMessageStopEvent:
@@ -107,6 +115,7 @@ class AsyncStream:
             if self._ended:
                 raise StopAsyncIteration
             try:
+                self._reader.raise_failure()
                 with _http.reading_body():
                     chunk = await anext(self._chunks, None)
                 self._pending.extend(self._reader.feed(chunk))
@@ -158,6 +167,7 @@ class Stream:
             if self._ended:
                 raise StopIteration
             try:
+                self._reader.raise_failure()
                 with _http.reading_body():
                     chunk = next(self._chunks, None)
                 self._pending.extend(self._reader.feed(chunk))

@@ -220,7 +220,13 @@ class AsyncMessageStream:
                     idle_scope.deadline = trio.current_time() + idle
                 with _http.reading_body():
                     async for chunk in chunks:
-                        batch = decode_sse_events(decoder.feed(chunk))
+                        batch: list[RawMessageStreamEvent] = []
+                        try:
+                            decode_sse_events(decoder.feed(chunk), batch)
+                        except APIError:
+                            if batch:  # what arrived before the bad event still counts
+                                await send.send(batch)
+                            raise
                         if not batch:
                             continue
                         if idle is not None:
@@ -233,9 +239,12 @@ class AsyncMessageStream:
                             saw_stop = True
                             break
                     if not saw_stop:
-                        tail = decode_sse_events(decoder.close())
-                        if tail:
-                            await send.send(tail)
+                        tail: list[RawMessageStreamEvent] = []
+                        try:
+                            decode_sse_events(decoder.close(), tail)
+                        finally:
+                            if tail:
+                                await send.send(tail)
             if idle_scope.cancelled_caught:
                 failure = APITimeoutError(f"no content event for {idle} seconds (idle_timeout)")
         except (trio.BrokenResourceError, trio.ClosedResourceError):
@@ -403,9 +412,9 @@ class MessageStreamManager:
             if self._stream is not None:
                 await self._stream._leave()
         finally:
-            await self._close_nursery()
+            await self._close_nursery(in_flight=exc)
 
-    async def _close_nursery(self) -> None:
+    async def _close_nursery(self, in_flight: BaseException | None = None) -> None:
         # Our tasks never raise, and we never hand the block's exception to the nursery:
         # the user sees their own exception (or ours) alone, never an ExceptionGroup.
         nursery, manager = self._nursery, self._nursery_manager
@@ -413,4 +422,18 @@ class MessageStreamManager:
         if nursery is None:
             return
         nursery.cancel_scope.cancel()
-        await manager.__aexit__(None, None, None)
+        try:
+            await manager.__aexit__(None, None, None)
+        except BaseExceptionGroup as group:
+            # With the caller's scope cancelled too, our nursery passes its tasks'
+            # Cancelled on (as a group) instead of absorbing them.
+            cancelled, rest = group.split(trio.Cancelled)
+            if rest is not None or cancelled is None:
+                raise
+            if in_flight is None:
+                raise _first_leaf(cancelled) from None
+
+
+def _first_leaf(group: BaseExceptionGroup[BaseException]) -> BaseException:
+    first = group.exceptions[0]
+    return _first_leaf(first) if isinstance(first, BaseExceptionGroup) else first

@@ -20,7 +20,7 @@ from ._exceptions import APIError, APIStatusError, APITimeoutError, IncompleteSt
 from ._wire import decode_sse_events
 from .sse import SSEDecoder
 from .types._content import TextBlock
-from .types._events import MessageStreamEvent, TextEvent
+from .types._events import MessageStreamEvent, RawMessageStreamEvent, TextEvent
 from .types._message import Message
 
 if TYPE_CHECKING:
@@ -142,7 +142,12 @@ class MessageStream:
             with _http.reading_body():
                 chunk = next(self._chunks, None)
             decoded = self._decoder.feed(chunk) if chunk is not None else self._decoder.close()
-            batch = decode_sse_events(decoded)
+            batch: list[RawMessageStreamEvent] = []
+            try:
+                decode_sse_events(decoded, batch)
+            except APIError:
+                self._accumulator.feed_all(batch, out)  # what arrived before it still counts
+                raise
             now = time.monotonic()
             idle = self._idle_timeout
             if batch:

@@ -62,9 +62,18 @@ def decode_raw_event(data: str | bytes) -> RawMessageStreamEvent:
     return _decode_event_leniently(data)
 
 
-def decode_sse_events(sses: Iterable[ServerSentEvent]) -> list[RawMessageStreamEvent]:
-    """Decode the data of each SSE event, skipping ``ping`` keep-alives."""
-    return [decode_raw_event(sse.data) for sse in sses if sse.event != "ping"]
+def decode_sse_events(
+    sses: Iterable[ServerSentEvent], out: list[RawMessageStreamEvent]
+) -> list[RawMessageStreamEvent]:
+    """Decode the data of each SSE event into ``out`` (skipping ``ping``); return ``out``.
+
+    When one event fails to decode, ``out`` still holds the events before it.
+    """
+    append = out.append
+    for sse in sses:
+        if sse.event != "ping":
+            append(decode_raw_event(sse.data))
+    return out
 
 
 def decode_message(data: str | bytes) -> Message:
