@@ -21,9 +21,10 @@
         └── APIResponseValidationError    the server broke the Messages API protocol
     MissingCredentialsError               no API key or token (raised by the client's constructor)
 
-The class of an :class:`APIStatusError` comes from the error's ``type`` when it
-is known (so an ``overloaded_error`` delivered inside a 200 stream is still an
-:class:`OverloadedError`), else from the HTTP status.
+The class of an :class:`APIStatusError` comes from the HTTP status when the
+status has a class of its own, else from the error's ``type`` when it is known
+(so an ``overloaded_error`` delivered inside a 200 stream is still an
+:class:`OverloadedError`), else >= 500 gives :class:`InternalServerError`.
 
 This module is sans-IO: it imports neither trio nor httpx at run time.
 """
@@ -198,14 +199,16 @@ _CLASS_BY_ERROR_TYPE: dict[str, type[APIStatusError]] = {
 def status_error_class(status_code: int, error_type: str | None) -> type[APIStatusError]:
     """The class for an error with this HTTP status and error ``type``.
 
-    A known ``type`` wins over the status: a stream's ``event: error`` arrives
-    with status 200 but its type still says what went wrong.
+    A status with a class of its own decides (a 409 is a ConflictError whatever
+    its body says); otherwise a known ``type`` does, so that a stream's
+    ``event: error`` (status 200) or a 500 saying ``overloaded_error`` gets the
+    class of what went wrong; otherwise >= 500 is an InternalServerError.
     """
-    if error_type is not None and error_type in _CLASS_BY_ERROR_TYPE:
-        return _CLASS_BY_ERROR_TYPE[error_type]
     cls = _CLASS_BY_STATUS.get(status_code)
     if cls is not None:
         return cls
+    if error_type is not None and error_type in _CLASS_BY_ERROR_TYPE:
+        return _CLASS_BY_ERROR_TYPE[error_type]
     if status_code >= 500:
         return InternalServerError
     return APIStatusError

@@ -47,8 +47,10 @@ class RawEventReader:
         self.raise_failure()
         events: list[RawMessageStreamEvent] = []
         try:
-            sses = self._decoder.feed(chunk) if chunk is not None else self._decoder.close()
-            decode_sse_events(sses, events)
+            if chunk is not None:
+                decode_sse_events(self._decoder.feed(chunk), events)
+            else:
+                decode_sse_events(self._decoder.close(), events, at_end=True)
         except APIError as exc:
             self._error = exc
         for position, event in enumerate(events):

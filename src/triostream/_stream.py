@@ -241,7 +241,7 @@ class AsyncMessageStream:
                     if not saw_stop:
                         tail: list[RawMessageStreamEvent] = []
                         try:
-                            decode_sse_events(decoder.close(), tail)
+                            decode_sse_events(decoder.close(), tail, at_end=True)
                         finally:
                             if tail:
                                 await send.send(tail)

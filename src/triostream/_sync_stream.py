@@ -144,7 +144,7 @@ class MessageStream:
             decoded = self._decoder.feed(chunk) if chunk is not None else self._decoder.close()
             batch: list[RawMessageStreamEvent] = []
             try:
-                decode_sse_events(decoded, batch)
+                decode_sse_events(decoded, batch, at_end=chunk is None)
             except APIError:
                 self._accumulator.feed_all(batch, out)  # what arrived before it still counts
                 raise

@@ -14,7 +14,7 @@ from typing import Any, TypeVar
 
 import msgspec
 
-from ._exceptions import APIResponseValidationError
+from ._exceptions import APIResponseValidationError, IncompleteStreamError
 from .sse import ServerSentEvent
 from .types._base import UnknownCitation, UnknownContentBlock, UnknownDelta, UnknownEvent
 from .types._content import Citation, ContentBlock, KnownCitation, KnownContentBlock, TextBlock
@@ -63,16 +63,26 @@ def decode_raw_event(data: str | bytes) -> RawMessageStreamEvent:
 
 
 def decode_sse_events(
-    sses: Iterable[ServerSentEvent], out: list[RawMessageStreamEvent]
+    sses: Iterable[ServerSentEvent], out: list[RawMessageStreamEvent], *, at_end: bool = False
 ) -> list[RawMessageStreamEvent]:
     """Decode the data of each SSE event into ``out`` (skipping ``ping``); return ``out``.
 
     When one event fails to decode, ``out`` still holds the events before it.
+    ``at_end``: these are the events ``SSEDecoder.close()`` dispatched at the end
+    of the body; one that does not decode was cut off, which makes the stream
+    incomplete (:class:`IncompleteStreamError`) rather than invalid.
     """
     append = out.append
     for sse in sses:
         if sse.event != "ping":
-            append(decode_raw_event(sse.data))
+            try:
+                append(decode_raw_event(sse.data))
+            except APIResponseValidationError as exc:
+                if not at_end:
+                    raise
+                raise IncompleteStreamError(
+                    f"the response body ended inside an event ({exc.message})", body=exc.body
+                ) from None
     return out
 
 
