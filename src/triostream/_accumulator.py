@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Callable, Iterable
-from typing import Any, Final, NoReturn
+from typing import Any, Final, NoReturn, cast
 
 import msgspec
 
@@ -269,8 +269,8 @@ def _state_for(owner: MessageAccumulator, index: int, block: ContentBlock) -> _B
 
 
 def _copy_block(block: ContentBlock) -> ContentBlock:
-    if isinstance(block, UnknownContentBlock):
-        return UnknownContentBlock(block)
+    if isinstance(block, dict):  # an UnknownContentBlock, kept (see ContentBlock)
+        return cast("ContentBlock", UnknownContentBlock(block))
     return copy.copy(block)
 
 
@@ -401,8 +401,8 @@ class MessageAccumulator:
             raise self._error
         handler = self._handlers.get(type(event))
         if handler is None:
-            if isinstance(event, UnknownEvent):
-                out.append(event)
+            if isinstance(event, UnknownEvent):  # kept (see MessageStreamEvent)
+                out.append(cast("MessageStreamEvent", event))
                 return
             self._fail(f"expected a raw stream event, got {type(event).__name__}")
         try:

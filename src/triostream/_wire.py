@@ -10,7 +10,7 @@ fit is an :class:`APIResponseValidationError` naming the event and the path.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import msgspec
 
@@ -115,7 +115,7 @@ def _decode_event_leniently(data: str | bytes) -> RawMessageStreamEvent:
             body=_text(data),
         )
     if event_type not in _KNOWN_EVENT_TYPES:
-        return UnknownEvent(obj)
+        return cast("RawMessageStreamEvent", UnknownEvent(obj))  # kept: see RawMessageStreamEvent
     where = f"{event_type} event"
     if event_type == "message_start":
         message = obj.get("message")

@@ -157,7 +157,7 @@ def _tool_name(block: ContentBlock) -> str | None:
     return None
 
 
-def _tool_input(block: ContentBlock | None) -> Any:
+def _tool_input(block: ContentBlock | UnknownContentBlock | None) -> Any:
     if isinstance(block, (ToolUseBlock, ServerToolUseBlock)):
         return block.input
     if isinstance(block, UnknownContentBlock):

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, ClassVar, Literal, TypeAlias
+from typing import Any, ClassVar, Literal, TypeAlias
 
 from msgspec import UNSET, UnsetType
 
-from ._base import UnknownCitation, UnknownContentBlock, WireStruct
+from ._base import WireStruct
 
 __all__ = [
     "BashCodeExecutionToolResultBlock",
@@ -110,12 +110,9 @@ KnownCitation: TypeAlias = (
     | CitationsSearchResultLocation
 )
 
-# Type checkers see the kept fallback in every union; msgspec (at run time) decodes the
-# known members only, and the wire layer substitutes the fallback for an unknown `type`.
-if TYPE_CHECKING:
-    Citation: TypeAlias = KnownCitation | UnknownCitation
-else:
-    Citation = KnownCitation
+Citation: TypeAlias = KnownCitation
+"""A citation.  One of a type this version does not know arrives as an
+:class:`UnknownCitation` at run time (see :class:`UnknownObject`)."""
 
 
 # --- content blocks --------------------------------------------------------------------
@@ -274,7 +271,11 @@ KnownContentBlock: TypeAlias = (
     | ContainerUploadBlock
 )
 
-if TYPE_CHECKING:
-    ContentBlock: TypeAlias = KnownContentBlock | UnknownContentBlock
-else:
-    ContentBlock = KnownContentBlock
+ContentBlock: TypeAlias = KnownContentBlock
+"""A content block.
+
+The static union lists the block types this version knows, so that
+``block.type == "text"`` narrows as it does with the official SDK.  A block of
+a type this version does not know is kept and arrives, at run time, as an
+:class:`UnknownContentBlock` (a dict of its JSON): test for it with
+``isinstance``.  The same holds for deltas, citations and events."""

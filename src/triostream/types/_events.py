@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, ClassVar, Literal, Protocol, Self, TypeAlias
+from typing import Any, ClassVar, Literal, Protocol, Self, TypeAlias
 
 import msgspec
 from msgspec import UNSET, UnsetType
 
-from ._base import UnknownDelta, UnknownEvent, WireStruct
+from ._base import WireStruct
 from ._content import Citation, ContentBlock
 from ._message import Container, Message, MessageDeltaUsage
 
@@ -86,10 +86,8 @@ class CitationsDelta(WireStruct, tag="citations_delta", kw_only=True, gc=False):
 
 KnownDelta: TypeAlias = TextDelta | InputJSONDelta | ThinkingDelta | SignatureDelta | CitationsDelta
 
-if TYPE_CHECKING:
-    Delta: TypeAlias = KnownDelta | UnknownDelta
-else:
-    Delta = KnownDelta
+Delta: TypeAlias = KnownDelta
+"""A delta; one of an unknown type arrives as an :class:`UnknownDelta` at run time."""
 
 
 # --- raw events (the wire) -------------------------------------------------------------
@@ -180,8 +178,9 @@ KnownRawEvent: TypeAlias = (
     | ErrorEvent
 )
 
-RawMessageStreamEvent: TypeAlias = KnownRawEvent | UnknownEvent
-"""What ``decode_raw_event`` returns: an event as it came over the wire."""
+RawMessageStreamEvent: TypeAlias = KnownRawEvent
+"""What ``decode_raw_event`` returns: an event as it came over the wire (one of a
+type this version does not know arrives as an :class:`UnknownEvent` at run time)."""
 
 
 # --- the events a MessageStream yields -------------------------------------------------
@@ -362,8 +361,9 @@ MessageStreamEvent: TypeAlias = (
     | ContentBlockStartEvent
     | ContentBlockDeltaEvent
     | ContentBlockStopEvent
-    | UnknownEvent
 )
 """What a ``MessageStream`` yields: the raw events (``message_stop`` and
 ``content_block_stop`` enriched with the finished message / block), each delta
-followed by its derived event, and events of unknown types as they came."""
+followed by its derived event.  Events of types this version does not know are
+passed on as they came, as :class:`UnknownEvent` objects (not in the static
+union, so that ``event.type == "text"`` narrows; test with ``isinstance``)."""
