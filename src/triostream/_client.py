@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Literal, Self, TypedDict, Unpack, overload
+from typing import TYPE_CHECKING, Any, Generic, Literal, Self, TypedDict, TypeVar, Unpack, overload
 
 import httpx
 
@@ -146,63 +147,11 @@ def _listify(name: str, value: Any) -> Any:
     return value
 
 
-class _ClientBase:
-    """What the async and the sync client share: configuration and its read-only views."""
-
-    _config: ClientConfig
-
-    def _configure(
-        self,
-        *,
-        api_key: str | None,
-        auth_token: str | None,
-        base_url: str | None,
-        max_retries: int,
-        timeout: float | httpx.Timeout,
-        idle_timeout: float | None,
-        default_headers: Mapping[str, str | None] | None,
-    ) -> None:
-        self._config = ClientConfig.resolve(
-            api_key=api_key,
-            auth_token=auth_token,
-            base_url=base_url,
-            max_retries=max_retries,
-            timeout=timeout,
-            idle_timeout=idle_timeout,
-            default_headers=default_headers,
-        )
-
-    @property
-    def base_url(self) -> str:
-        """The API's base URL."""
-        return self._config.base_url
-
-    @property
-    def idle_timeout(self) -> float | None:
-        """Seconds without a content event after which a stream fails with APITimeoutError."""
-        return self._config.idle_timeout
-
-    def __repr__(self) -> str:
-        return (
-            f"{type(self).__name__}(base_url={self._config.base_url!r}, "
-            f"max_retries={self._config.max_retries}, credentials=<redacted>)"
-        )
+_HttpT = TypeVar("_HttpT", httpx.AsyncClient, httpx.Client)
 
 
-class AsyncAnthropic(_ClientBase):
-    """The trio client of the Anthropic Messages API.
-
-    ::
-
-        async with triostream.AsyncAnthropic() as client:
-            message = await client.messages.create(model=..., max_tokens=..., messages=...)
-
-    Credentials come from ``api_key`` / ``auth_token`` or the environment
-    (``ANTHROPIC_API_KEY``, ``ANTHROPIC_AUTH_TOKEN``); ``base_url`` from the
-    argument, ``ANTHROPIC_BASE_URL``, or the public API.  With ``http_client``
-    the given ``httpx.AsyncClient`` is used and never closed; otherwise the
-    client owns one connection pool, closed by ``aclose()`` or ``async with``.
-    """
+class _ClientBase(Generic[_HttpT]):
+    """What the async and the sync client share: arguments, configuration, the pool."""
 
     def __init__(
         self,
@@ -214,9 +163,9 @@ class AsyncAnthropic(_ClientBase):
         timeout: float | httpx.Timeout = _http.DEFAULT_TIMEOUT,
         idle_timeout: float | None = None,
         default_headers: Mapping[str, str | None] | None = None,
-        http_client: httpx.AsyncClient | None = None,
+        http_client: _HttpT | None = None,
     ) -> None:
-        self._configure(
+        self._config = ClientConfig.resolve(
             api_key=api_key,
             auth_token=auth_token,
             base_url=base_url,
@@ -226,13 +175,58 @@ class AsyncAnthropic(_ClientBase):
             default_headers=default_headers,
         )
         self._owns_http = http_client is None
-        self._http = http_client or httpx.AsyncClient(timeout=timeout, follow_redirects=False)
-        self.messages = AsyncMessages(self)
+        self._http: _HttpT = http_client or self._new_http_client(timeout)
+
+    def _new_http_client(self, timeout: float | httpx.Timeout) -> _HttpT:
+        raise NotImplementedError
 
     @property
-    def http_client(self) -> httpx.AsyncClient:
-        """The ``httpx.AsyncClient`` requests go through."""
+    def base_url(self) -> str:
+        """The API's base URL."""
+        return self._config.base_url
+
+    @property
+    def idle_timeout(self) -> float | None:
+        """Seconds without a content event after which a stream fails with APITimeoutError."""
+        return self._config.idle_timeout
+
+    @property
+    def http_client(self) -> _HttpT:
+        """The httpx client requests go through."""
         return self._http
+
+    def __repr__(self) -> str:
+        return (
+            f"{type(self).__name__}(base_url={self._config.base_url!r}, "
+            f"max_retries={self._config.max_retries}, credentials=<redacted>)"
+        )
+
+
+class AsyncAnthropic(_ClientBase[httpx.AsyncClient]):
+    """The trio client of the Anthropic Messages API.
+
+    ::
+
+        async with triostream.AsyncAnthropic() as client:
+            message = await client.messages.create(model=..., max_tokens=..., messages=...)
+
+    Credentials come from ``api_key`` / ``auth_token`` or the environment
+    (``ANTHROPIC_API_KEY``, ``ANTHROPIC_AUTH_TOKEN``); ``base_url`` from the
+    argument, ``ANTHROPIC_BASE_URL``, or the public API.  ``max_retries``
+    applies before a stream's first event; ``timeout`` is httpx's (per read);
+    ``idle_timeout`` fails a stream that sends no content event (pings do not
+    count) for that many seconds.  With ``http_client`` the given
+    ``httpx.AsyncClient`` is used and never closed; otherwise the client owns
+    one connection pool, closed by ``aclose()`` or ``async with``.
+    """
+
+    def _new_http_client(self, timeout: float | httpx.Timeout) -> httpx.AsyncClient:
+        return httpx.AsyncClient(timeout=timeout, follow_redirects=False)
+
+    @functools.cached_property
+    def messages(self) -> AsyncMessages:
+        """Create messages, or stream them."""
+        return AsyncMessages(self)
 
     async def aclose(self) -> None:
         """Close the connection pool (unless it was given as ``http_client``)."""
@@ -258,42 +252,20 @@ class AsyncAnthropic(_ClientBase):
         )
 
 
-class Anthropic(_ClientBase):
+class Anthropic(_ClientBase[httpx.Client]):
     """The synchronous twin of :class:`AsyncAnthropic`, over ``httpx.Client``.
 
     Same arguments, environment, retries, errors and cleanup guarantees;
     ``with`` (or ``close()``) closes the connection pool it owns.
     """
 
-    def __init__(
-        self,
-        *,
-        api_key: str | None = None,
-        auth_token: str | None = None,
-        base_url: str | None = None,
-        max_retries: int = 2,
-        timeout: float | httpx.Timeout = _http.DEFAULT_TIMEOUT,
-        idle_timeout: float | None = None,
-        default_headers: Mapping[str, str | None] | None = None,
-        http_client: httpx.Client | None = None,
-    ) -> None:
-        self._configure(
-            api_key=api_key,
-            auth_token=auth_token,
-            base_url=base_url,
-            max_retries=max_retries,
-            timeout=timeout,
-            idle_timeout=idle_timeout,
-            default_headers=default_headers,
-        )
-        self._owns_http = http_client is None
-        self._http = http_client or httpx.Client(timeout=timeout, follow_redirects=False)
-        self.messages = Messages(self)
+    def _new_http_client(self, timeout: float | httpx.Timeout) -> httpx.Client:
+        return httpx.Client(timeout=timeout, follow_redirects=False)
 
-    @property
-    def http_client(self) -> httpx.Client:
-        """The ``httpx.Client`` requests go through."""
-        return self._http
+    @functools.cached_property
+    def messages(self) -> Messages:
+        """Create messages, or stream them."""
+        return Messages(self)
 
     def close(self) -> None:
         """Close the connection pool (unless it was given as ``http_client``)."""

@@ -34,6 +34,7 @@ __all__ = [
     "DEFAULT_TIMEOUT",
     "Credentials",
     "RequestOptions",
+    "attach_response",
     "body_chunks",
     "reading_body",
     "send_with_retries",
@@ -358,6 +359,15 @@ def reading_body() -> Iterator[None]:
         yield
     except httpx.HTTPError as exc:
         raise _connection_error(exc, during_body=True) from None
+
+
+def attach_response(error: BaseException, response: httpx.Response) -> BaseException:
+    """Give a triostream error the response it came with (request id, ``.response``)."""
+    if isinstance(error, APIError) and error.request_id is None:
+        error.request_id = response_request_id(response)
+    if isinstance(error, APIStatusError) and error.response is None:
+        error.response = response
+    return error
 
 
 def response_request_id(response: httpx.Response) -> str | None:

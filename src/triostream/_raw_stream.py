@@ -15,7 +15,7 @@ import httpx
 
 from . import _http
 from ._accumulator import status_error_from_event
-from ._exceptions import APIError, APIStatusError, IncompleteStreamError
+from ._exceptions import APIError, IncompleteStreamError
 from ._wire import decode_sse_events
 from .sse import SSEDecoder
 from .types._events import ErrorEvent, RawMessageStopEvent, RawMessageStreamEvent
@@ -69,15 +69,6 @@ class RawEventReader:
         return events
 
 
-def _attach(error: APIError, response: httpx.Response) -> APIError:
-    """Give an error the response it came with."""
-    if error.request_id is None:
-        error.request_id = _http.response_request_id(response)
-    if isinstance(error, APIStatusError) and error.response is None:
-        error.response = response
-    return error
-
-
 class AsyncStream:
     """The raw stream events of one response, as they arrive.
 
@@ -124,7 +115,7 @@ class AsyncStream:
                 self._ended = chunk is None
             except APIError as exc:
                 await self.aclose()
-                raise _attach(exc, self.response) from None
+                raise _http.attach_response(exc, self.response) from None
             if self._ended:
                 await self.aclose()
         return self._pending.popleft()
@@ -176,7 +167,7 @@ class Stream:
                 self._ended = chunk is None
             except APIError as exc:
                 self.close()
-                raise _attach(exc, self.response) from None
+                raise _http.attach_response(exc, self.response) from None
             if self._ended:
                 self.close()
         return self._pending.popleft()

@@ -25,11 +25,11 @@ import trio
 
 from . import _http
 from ._accumulator import MessageAccumulator
-from ._exceptions import APIError, APIStatusError, APITimeoutError, IncompleteStreamError
+from ._exceptions import APIError, APITimeoutError, IncompleteStreamError
 from ._fanout import EventLog, LogReader, pump
+from ._views import StreamViews, final_text
 from ._wire import decode_sse_events
 from .sse import SSEDecoder
-from .types._content import TextBlock
 from .types._events import (
     MessageStreamEvent,
     RawMessageStopEvent,
@@ -57,7 +57,7 @@ def _text_of(event: MessageStreamEvent) -> str | None:
     return event.text if type(event) is TextEvent else None
 
 
-class AsyncMessageStream:
+class AsyncMessageStream(StreamViews):
     """A message being streamed: iterate it, subscribe to it, or wait for its end.
 
     Any number of consumers may run at once, each seeing every event from
@@ -91,21 +91,6 @@ class AsyncMessageStream:
 
     # --- the public surface ------------------------------------------------------------
 
-    @property
-    def response(self) -> httpx.Response:
-        """The ``httpx.Response`` (its headers; the body is the stream's)."""
-        return self._response
-
-    @property
-    def request_id(self) -> str | None:
-        """The ``request-id`` response header, or None."""
-        return _http.response_request_id(self._response)
-
-    @property
-    def current_message_snapshot(self) -> Message | None:
-        """The message accumulated so far (None before ``message_start``); kept after errors."""
-        return self._accumulator.snapshot
-
     def __aiter__(self) -> LogReader[MessageStreamEvent]:
         """Every event from ``message_start`` on, whenever the loop starts."""
         return self._log.reader(None)
@@ -125,17 +110,18 @@ class AsyncMessageStream:
         channel is closed when the stream ends or is closed; how it ended is told
         by ``until_done()`` / ``get_final_message()``.
         """
-        send, receive = trio.open_memory_channel[MessageStreamEvent](max_buffer_size)
-        reader: LogReader[MessageStreamEvent] = self._log.reader(None)
-        if self._inner is not None and not self._stopped.is_set():
-            self._inner.start_soon(pump, reader, send, name="triostream.subscriber")
-        else:
-            # The stream's tasks are gone: replay what there is, then close.
+        if self._log.finished or self._inner is None:
+            # Nothing more will come (and the stream's tasks may be gone): the channel
+            # gets everything there is, at once, and is closed.
             events = self._log.events
             send, receive = trio.open_memory_channel[MessageStreamEvent](max(len(events), 1))
             for event in events:
                 send.send_nowait(event)
             send.close()
+            return receive
+        send, receive = trio.open_memory_channel[MessageStreamEvent](max_buffer_size)
+        reader: LogReader[MessageStreamEvent] = self._log.reader(None)
+        self._inner.start_soon(pump, reader, send, name="triostream.subscriber")
         return receive
 
     async def until_done(self) -> None:
@@ -164,10 +150,7 @@ class AsyncMessageStream:
         official SDK), else the same errors as ``get_final_message()``.
         """
         message = await self.get_final_message()
-        texts = [block.text for block in message.content if isinstance(block, TextBlock)]
-        if not texts:
-            raise RuntimeError("the message has no text block to get the final text of")
-        return "".join(texts)
+        return final_text(message)
 
     async def aclose(self) -> None:
         """Stop the stream: cancel its tasks, close the response and subscriber channels.
@@ -287,13 +270,13 @@ class AsyncMessageStream:
                         item = await receive.receive()
                     out: list[MessageStreamEvent] = []
                     if isinstance(item, BaseException):
-                        log.finish(self._with_response(item))
+                        log.finish(_http.attach_response(item, self._response))
                         return
                     try:
                         accumulator.feed_all(item, out)
                     except APIError as exc:
                         log.publish(out)
-                        log.finish(self._with_response(exc))
+                        log.finish(_http.attach_response(exc, self._response))
                         return
                     log.publish(out)
                     if accumulator.done:
@@ -304,14 +287,6 @@ class AsyncMessageStream:
                 log.finish(IncompleteStreamError("the response body ended before message_stop"))
             except Exception as exc:
                 log.finish(APIError(f"triostream internal error in the accumulator: {exc!r}"))
-
-    def _with_response(self, error: BaseException) -> BaseException:
-        if isinstance(error, APIError):
-            if error.request_id is None:
-                error.request_id = self.request_id
-            if isinstance(error, APIStatusError) and error.response is None:
-                error.response = self._response
-        return error
 
     # --- the block -------------------------------------------------------------------------
 

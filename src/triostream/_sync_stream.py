@@ -16,10 +16,10 @@ import httpx
 
 from . import _http
 from ._accumulator import MessageAccumulator
-from ._exceptions import APIError, APIStatusError, APITimeoutError, IncompleteStreamError
+from ._exceptions import APIError, APITimeoutError, IncompleteStreamError
+from ._views import StreamViews, final_text
 from ._wire import decode_sse_events
 from .sse import SSEDecoder
-from .types._content import TextBlock
 from .types._events import MessageStreamEvent, RawMessageStreamEvent, TextEvent
 from .types._message import Message
 
@@ -31,7 +31,7 @@ __all__ = ["MessageStream", "SyncMessageStreamManager"]
 DRAIN_TIMEOUT: Final = 1.0
 
 
-class MessageStream:
+class MessageStream(StreamViews):
     """A message being streamed, read synchronously.
 
     ``for event in stream`` yields every event from ``message_start`` on, and
@@ -56,21 +56,6 @@ class MessageStream:
         self._finished = False
         self._closed = False
         self._error: BaseException | None = None
-
-    @property
-    def response(self) -> httpx.Response:
-        """The ``httpx.Response``."""
-        return self._response
-
-    @property
-    def request_id(self) -> str | None:
-        """The ``request-id`` response header, or None."""
-        return _http.response_request_id(self._response)
-
-    @property
-    def current_message_snapshot(self) -> Message | None:
-        """The message accumulated so far (None before ``message_start``); kept after errors."""
-        return self._accumulator.snapshot
 
     def __iter__(self) -> Iterator[MessageStreamEvent]:
         """Every event from ``message_start`` on, reading the network as needed."""
@@ -104,10 +89,7 @@ class MessageStream:
     def get_final_text(self) -> str:
         """Read to the end and return the text blocks, joined (RuntimeError if none)."""
         message = self.get_final_message()
-        texts = [block.text for block in message.content if isinstance(block, TextBlock)]
-        if not texts:
-            raise RuntimeError("the message has no text block to get the final text of")
-        return "".join(texts)
+        return final_text(message)
 
     def close(self) -> None:
         """Close the response; the stream reads nothing more."""
@@ -165,11 +147,7 @@ class MessageStream:
             self._events.extend(out)
 
     def _fail(self, error: APIError) -> None:
-        if error.request_id is None:
-            error.request_id = self.request_id
-        if isinstance(error, APIStatusError) and error.response is None:
-            error.response = self._response
-        self._error = error
+        self._error = _http.attach_response(error, self._response)
         self._finished = True
         _http.sync_close_response(self._response)
 
