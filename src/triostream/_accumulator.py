@@ -56,6 +56,10 @@ _USAGE_FIELDS: Final = MessageDeltaUsage.__struct_fields__
 
 Out = list[MessageStreamEvent]
 
+TOOL_INPUT_MAX_DEPTH: Final = 512
+"""Deepest nesting accepted in a tool input.  msgspec (like Python) stops at about 1,000
+levels, and the message around an input adds a few: inputs within this stay encodable."""
+
 
 class _BlockState:
     """What the accumulator keeps for one content block while it streams."""
@@ -175,7 +179,7 @@ class _ToolInputState(_BlockState):
 
     def __init__(self, owner: MessageAccumulator, index: int, block: ContentBlock) -> None:
         super().__init__(owner, index, block)
-        self.parser = PartialJSONParser()
+        self.parser = PartialJSONParser(max_depth=TOOL_INPUT_MAX_DEPTH)
         self.initial_input = self._get_input()
 
     def _get_input(self) -> Any:

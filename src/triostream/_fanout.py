@@ -99,11 +99,17 @@ class EventLog:
         """Why the stream failed, if it did."""
         return self._error
 
-    def outcome_error(self) -> BaseException | None:
-        """The exception a consumer gets at the end of the log, or None when it completed."""
+    async def outcome(self) -> BaseException | None:
+        """The exception a consumer gets at the end of the log, or None when it completed.
+
+        When the stream was closed (rather than completed or failed), a consumer whose
+        own scope is cancelled gets its ``Cancelled`` first: the close is most likely
+        that same cancellation reaching the stream's tasks before the consumer.
+        """
         if self._error is not None:
             return self._error
         if self.closed:
+            await trio.lowlevel.checkpoint_if_cancelled()
             return StreamClosed("the stream was closed before it ended")
         return None
 
@@ -188,7 +194,7 @@ class LogReader(Generic[_T]):
             log._advanced()
             if log.finished:
                 self._log._forget(self)
-                error = log.outcome_error()
+                error = await log.outcome()
                 if error is not None:
                     raise error
                 raise StopAsyncIteration

@@ -382,12 +382,22 @@ async def close_response(
     """Close a response (and its body iterator) on every path: shielded, bounded in time."""
     with trio.CancelScope(shield=True), trio.move_on_after(deadline):
         try:
-            aclose = getattr(chunks, "aclose", None)
-            if aclose is not None:
-                await aclose()
             await response.aclose()
         except httpx.HTTPError:
             pass
+        if chunks is not None:
+            # httpx's body iterator is a chain of async generators (httpx's, then
+            # httpcore's), and aclose() on the outer one leaves the inner ones suspended for
+            # the GC to finalise with a ResourceWarning.  With the connection closed, one
+            # more step fails at the bottom, and that error ends every generator in the chain.
+            try:
+                async for _ in chunks:
+                    pass
+            except (httpx.HTTPError, httpx.StreamError):
+                pass
+            aclose = getattr(chunks, "aclose", None)
+            if aclose is not None:
+                await aclose()
 
 
 def sync_close_response(response: httpx.Response) -> None:

@@ -16,7 +16,8 @@ every failure is delivered through the stream.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Final, Unpack
 
@@ -130,7 +131,7 @@ class AsyncMessageStream(StreamViews):
         Cancellation: raises ``Cancelled``; the stream is not affected.
         """
         await self._log.wait_finished()
-        error = self._log.outcome_error()
+        error = await self._log.outcome()
         if error is not None:
             raise error
 
@@ -169,7 +170,8 @@ class AsyncMessageStream(StreamViews):
 
     async def _start(self, nursery: trio.Nursery) -> None:
         try:
-            await nursery.start(self._supervise, name="triostream.stream")
+            with _single_cancelled():
+                await nursery.start(self._supervise, name="triostream.stream")
         except BaseException:
             await _http.close_response(self._response)
             self._log.finish(closed=True)
@@ -287,6 +289,10 @@ class AsyncMessageStream(StreamViews):
                 log.finish(IncompleteStreamError("the response body ended before message_stop"))
             except Exception as exc:
                 log.finish(APIError(f"triostream internal error in the accumulator: {exc!r}"))
+            finally:
+                # Cancelled (the stream's nursery, or aclose()): the log says so before the
+                # inner nursery can close, so subscribe() never starts a pump there.
+                log.finish(closed=True)
 
     # --- the block -------------------------------------------------------------------------
 
@@ -398,17 +404,29 @@ class MessageStreamManager:
             return
         nursery.cancel_scope.cancel()
         try:
-            await manager.__aexit__(None, None, None)
-        except BaseExceptionGroup as group:
-            # With the caller's scope cancelled too, our nursery passes its tasks'
-            # Cancelled on (as a group) instead of absorbing them.
-            cancelled, rest = group.split(trio.Cancelled)
-            if rest is not None or cancelled is None:
-                raise
+            with _single_cancelled():
+                await manager.__aexit__(None, None, None)
+        except trio.Cancelled:
             if in_flight is None:
-                raise _first_leaf(cancelled) from None
+                raise
+            # The block's own exception is already on its way out: it wins.
 
 
-def _first_leaf(group: BaseExceptionGroup[BaseException]) -> BaseException:
-    first = group.exceptions[0]
-    return _first_leaf(first) if isinstance(first, BaseExceptionGroup) else first
+@contextmanager
+def _single_cancelled() -> Iterator[None]:
+    """Let a group made only of ``Cancelled`` out as one ``Cancelled``.
+
+    With the caller's scope cancelled too, a nursery of ours (or ``nursery.start``)
+    passes its tasks' ``Cancelled`` on as a group instead of absorbing them; the
+    caller must see trio's plain ``Cancelled``, never a group made by our tasks.
+    """
+    try:
+        yield
+    except BaseExceptionGroup as group:
+        cancelled, rest = group.split(trio.Cancelled)
+        if rest is not None or cancelled is None:
+            raise
+        first: BaseException = cancelled
+        while isinstance(first, BaseExceptionGroup):
+            first = first.exceptions[0]
+        raise first from None

@@ -55,10 +55,8 @@ def decode_raw_event(data: str | bytes) -> RawMessageStreamEvent:
         return _event_decoder.decode(data)  # type: ignore[no-any-return]
     except msgspec.ValidationError:
         pass
-    except msgspec.DecodeError as exc:
-        raise APIResponseValidationError(
-            f"stream event data is not valid JSON: {exc}", body=_text(data)
-        ) from None
+    except (msgspec.DecodeError, RecursionError) as exc:
+        raise _not_json("stream event data", data, exc) from None
     return _decode_event_leniently(data)
 
 
@@ -92,11 +90,9 @@ def decode_message(data: str | bytes) -> Message:
         return _message_decoder.decode(data)
     except msgspec.ValidationError:
         pass
-    except msgspec.DecodeError as exc:
-        raise APIResponseValidationError(
-            f"response body is not valid JSON: {exc}", body=_text(data)
-        ) from None
-    obj = msgspec.json.decode(data)
+    except (msgspec.DecodeError, RecursionError) as exc:
+        raise _not_json("response body", data, exc) from None
+    obj = _decode_untyped("response body", data)
     if not isinstance(obj, dict):
         raise APIResponseValidationError("response body is not a message object", body=obj)
     return _message_from(obj, "message", "$")
@@ -106,8 +102,22 @@ def _text(data: str | bytes) -> str:
     return data if isinstance(data, str) else data.decode("utf-8", "replace")
 
 
+def _not_json(what: str, data: str | bytes, exc: BaseException) -> APIResponseValidationError:
+    reason = "nested too deeply" if isinstance(exc, RecursionError) else str(exc)
+    return APIResponseValidationError(f"{what} is not valid JSON: {reason}", body=_text(data))
+
+
+def _decode_untyped(what: str, data: str | bytes) -> Any:
+    # The typed decoder stops at the first field of the wrong type, so JSON that is
+    # malformed further on is only found here.
+    try:
+        return msgspec.json.decode(data)
+    except (msgspec.DecodeError, RecursionError) as exc:
+        raise _not_json(what, data, exc) from None
+
+
 def _decode_event_leniently(data: str | bytes) -> RawMessageStreamEvent:
-    obj = msgspec.json.decode(data)
+    obj = _decode_untyped("stream event data", data)
     event_type = obj.get("type") if isinstance(obj, dict) else None
     if not isinstance(event_type, str):
         raise APIResponseValidationError(
@@ -143,6 +153,8 @@ def _decode_event_leniently(data: str | bytes) -> RawMessageStreamEvent:
 def _convert(obj: object, where: str, path: str, type_: Any = KnownRawEvent) -> Any:
     try:
         return msgspec.convert(obj, type_)
+    except RecursionError:
+        raise APIResponseValidationError(f"invalid {where}: nested too deeply") from None
     except msgspec.ValidationError as exc:
         detail = str(exc).replace("`$", f"`{path}", 1) if path != "$" else str(exc)
         raise APIResponseValidationError(f"invalid {where}: {detail}", body=obj) from None

@@ -98,6 +98,7 @@ class SSEDecoder:
         "_room",
         "_skip_lf",
         "_special",
+        "_spill",
         "_start_buf",
         "last_event_id",
         "retry",
@@ -120,8 +121,10 @@ class SSEDecoder:
         self._counted = 0
         self._counted_size = 0
         self._counted_list: list[str] | None = None
+        # Data lines of an event that spans feeds, moved out of the list (compactly).
+        self._spill: bytearray | None = None
         # Bytes of the current, unfinished line (no line end in them); max_size minus their length.
-        self._pending: list[bytes] = []
+        self._pending = bytearray()
         self._room = self._max_size
         # The first bytes of the stream while they may still be a split BOM.
         self._at_start = True
@@ -158,7 +161,7 @@ class SSEDecoder:
         if end < 0:
             if size > self._room:
                 self._fail(self._line_message())
-            self._pending.append(chunk)
+            self._pending += chunk
             self._room -= size
             return []
         if size > self._room:
@@ -185,10 +188,10 @@ class SSEDecoder:
             return []
         self._closed = self._special = True
         lines: list[str] = [""]
-        last = self._start_buf if self._at_start else b"".join(self._pending)
+        last = self._start_buf if self._at_start else bytes(self._pending)
         self._at_start = False
         self._start_buf = b""
-        self._pending = []
+        self._pending = bytearray()
         self._room = self._max_size
         if len(last) > self._max_size:
             self._fail(self._line_message())
@@ -221,13 +224,13 @@ class SSEDecoder:
 
     def _take_lines(self, chunk: bytes, end: int) -> bytes:
         """Return the complete lines (pending bytes first), keeping the rest pending."""
-        self._pending.append(chunk[: end + 1])
-        region = b"".join(self._pending)
+        self._pending += chunk[: end + 1]
+        region = bytes(self._pending)
         if end == len(chunk) - 1:
-            self._pending = []
+            self._pending = bytearray()
             self._room = self._max_size
         else:
-            self._pending = [chunk[end + 1 :]]
+            self._pending = bytearray(chunk[end + 1 :])
             self._room = self._max_size - (len(chunk) - end - 1)
         return region
 
@@ -237,12 +240,18 @@ class SSEDecoder:
         append = events.append
         event = self._event
         data = self._data
+        spill = self._spill
         block_retry = self._block_retry
         last_id = self.last_event_id
         for line in lines:
             if not line:
-                if data:
-                    text = "\n".join(data)
+                if data or spill is not None:
+                    if spill is None:
+                        text = "\n".join(data)
+                    else:
+                        spilled = spill.decode("utf-8", "surrogatepass")
+                        text = spilled + "\n".join(data) if data else spilled[:-1]
+                        spill = self._spill = None
                     if len(text) > self._quarter and _utf8_len(text) > self._max_size:
                         self._error = self._data_message()
                         self._special = True
@@ -293,17 +302,25 @@ class SSEDecoder:
         size = self._counted_size
         for value in self._data[self._counted :]:
             size += _utf8_len(value) + 1
-        self._counted = len(self._data)
         self._counted_size = size
         if size - 1 > self._max_size:
             self._error = self._data_message()
             self._special = True
+            return
+        # Many small lines would cost many times their size as str objects in a list:
+        # move them into one buffer, so memory stays close to the data itself.
+        if self._spill is None:
+            self._spill = bytearray()
+        self._spill += "\n".join(self._data).encode("utf-8", "surrogatepass")
+        self._spill += b"\n"
+        self._data.clear()
+        self._counted = 0
 
     def _feed_checked(self, chunk: bytes) -> list[ServerSentEvent]:
         """Like feed's main path, for chunks long enough to hold an oversized line."""
-        self._pending.append(chunk)
-        region = b"".join(self._pending)
-        self._pending = []
+        self._pending += chunk
+        region = bytes(self._pending)
+        self._pending = bytearray()
         self._room = self._max_size
         raws = region.split(b"\n")
         tail = raws.pop()
@@ -318,7 +335,7 @@ class SSEDecoder:
                 self._error = self._line_message()
                 self._special = True
             elif tail:
-                self._pending.append(tail)
+                self._pending += tail
                 self._room = self._max_size - len(tail)
         return self._run([raw.decode("utf-8", "replace") for raw in raws])
 
@@ -335,10 +352,11 @@ class SSEDecoder:
         self._raise()
 
     def _drop_buffers(self) -> None:
-        self._pending = []
+        self._pending = bytearray()
         self._room = self._max_size
         self._data = []
         self._counted_list = None
+        self._spill = None
 
     def _raise(self) -> None:
         raise APIResponseValidationError(str(self._error))
