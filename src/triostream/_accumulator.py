@@ -51,14 +51,16 @@ from .types._message import Message, MessageDeltaUsage
 __all__ = ["MessageAccumulator", "status_error_from_event"]
 
 _UNSET: Final = msgspec.UNSET
+_decode_json: Final = msgspec.json.Decoder().decode
 _DELTA_FIELDS: Final = MessageDelta.__struct_fields__
 _USAGE_FIELDS: Final = MessageDeltaUsage.__struct_fields__
 
 Out = list[MessageStreamEvent]
 
 TOOL_INPUT_MAX_DEPTH: Final = 512
-"""Deepest nesting accepted in a tool input.  msgspec (like Python) stops at about 1,000
-levels, and the message around an input adds a few: inputs within this stay encodable."""
+"""Deepest nesting the partial-JSON parser follows (for snapshots, and to locate the error
+in input that is not valid JSON).  msgspec, like Python, stops at about 1,000 levels and
+the message around an input adds a few: snapshots within this stay encodable."""
 
 
 class _BlockState:
@@ -173,12 +175,20 @@ class _ThinkingState(_BlockState):
 
 
 class _ToolInputState(_BlockState):
-    """A block whose ``input`` streams in as JSON text (tool_use, server_tool_use, ...)."""
+    """A block whose ``input`` streams in as JSON text (tool_use, server_tool_use, ...).
 
-    __slots__ = ("initial_input", "parser")
+    The pieces are only kept as they arrive.  The incremental parser catches up
+    with them when a snapshot is read; at the block's stop the whole text is
+    decoded once by msgspec, and the parser looks closer only if that fails.
+    """
+
+    __slots__ = ("fed", "initial_input", "length", "parser", "pieces")
 
     def __init__(self, owner: MessageAccumulator, index: int, block: ContentBlock) -> None:
         super().__init__(owner, index, block)
+        self.pieces: list[str] = []
+        self.length = 0
+        self.fed = 0
         self.parser = PartialJSONParser(max_depth=TOOL_INPUT_MAX_DEPTH)
         self.initial_input = self._get_input()
 
@@ -198,27 +208,35 @@ class _ToolInputState(_BlockState):
     def apply(self, delta: Delta, out: Out) -> None:
         if type(delta) is InputJSONDelta:
             assert isinstance(delta, InputJSONDelta)
-            parser = self.parser
-            parser.feed(delta.partial_json)
+            piece = delta.partial_json
+            self.pieces.append(piece)
+            self.length += len(piece)
             if not self.dirty:
                 self._touch()
-            out.append(InputJsonEvent._derived(delta.partial_json, self, parser.length))
+            out.append(InputJsonEvent._derived(piece, self, self.length))
+
+    def _caught_up(self) -> PartialJSONParser:
+        """The parser, fed every piece received so far."""
+        parser = self.parser
+        pieces = self.pieces
+        for position in range(self.fed, len(pieces)):
+            parser.feed(pieces[position])
+        self.fed = len(pieces)
+        return parser
 
     def snapshot_at(self, position: int) -> Any:
-        parser = self.parser
-        if position == parser.length:
-            value = parser.snapshot(partial_strings=True)
+        if position == self.length:
+            value = self._caught_up().snapshot(partial_strings=True)
         else:
-            value = parse_partial(parser.text[:position], partial_strings=True)
+            value = parse_partial("".join(self.pieces)[:position], partial_strings=True)
         return self.initial_input if value is None else value
 
     def flush(self) -> None:
-        if self.parser.length:
-            self._set_input(self.snapshot_at(self.parser.length))
+        if self.length:
+            self._set_input(self.snapshot_at(self.length))
 
     def finish(self, *, complete: bool) -> None:
-        parser = self.parser
-        text = parser.text
+        text = "".join(self.pieces)
         if isinstance(self.block, (ToolUseBlock, ServerToolUseBlock)):
             self.block.__dict__["_input_json"] = text
         if not text.strip():
@@ -227,26 +245,29 @@ class _ToolInputState(_BlockState):
         if not complete:
             # The message ended without this block's stop (e.g. max_tokens): keep the best
             # parse of what arrived, without a half-received trailing string.
-            value = parser.snapshot(partial_strings=False)
+            value = self._caught_up().snapshot(partial_strings=False)
             self._set_input(self.initial_input if value is None else value)
             return
         try:
-            value = parser.finish()
-            if not isinstance(value, dict):
-                raise APIResponseValidationError(
-                    f"expected a JSON object, got {type(value).__name__}", body=text
-                )
-        except APIResponseValidationError as exc:
-            name = self._get_name()
-            self.owner._deferred_error = APIResponseValidationError(
-                f"the input of tool call {name!r} (content block {self.index}) never became "
-                f"valid JSON: {parser.error or exc.message}",
-                body=text,
-            )
-            best = parser.snapshot(partial_strings=False)
-            self._set_input(best if isinstance(best, dict) else self.initial_input)
+            value = _decode_json(text)
+        except (msgspec.DecodeError, RecursionError):
+            value = None
+        if isinstance(value, dict):
+            self._set_input(value)
             return
-        self._set_input(value)
+        parser = self._caught_up()
+        reason = parser.error or (
+            f"expected a JSON object, got {type(value).__name__}"
+            if parser.complete
+            else "the text ends before the JSON does"
+        )
+        self.owner._deferred_error = APIResponseValidationError(
+            f"the input of tool call {self._get_name()!r} (content block {self.index}) never "
+            f"became valid JSON: {reason}",
+            body=text,
+        )
+        best = parser.snapshot(partial_strings=False)
+        self._set_input(best if isinstance(best, dict) else self.initial_input)
 
     def _get_name(self) -> str:
         block = self.block
