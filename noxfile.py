@@ -23,9 +23,7 @@ def lint(session: nox.Session) -> None:
     """ruff check and ruff format --check."""
     session.install("ruff>=0.6")
     session.run("ruff", "check", "src", "tests", "examples", "benchmarks", "noxfile.py")
-    session.run(
-        "ruff", "format", "--check", "src", "tests", "examples", "benchmarks", "noxfile.py"
-    )
+    session.run("ruff", "format", "--check", "src", "tests", "examples", "benchmarks", "noxfile.py")
 
 
 @nox.session(python=PYTHON)
@@ -44,13 +42,32 @@ def demo(session: nox.Session) -> None:
 
 @nox.session(python=PYTHON)
 def bench(session: nox.Session) -> None:
-    """Benchmarks side by side with the official SDK."""
-    session.install("-e", ".[test]")
+    """Benchmarks side by side with the official SDK (~15 min; `nox -s bench -- --quick`: < 2 min).
+
+    The full run writes benchmarks/results/ (README.md, plots); `--quick` writes build/bench-quick/.
+    See `python -m benchmarks --help` for the other options (--rounds, --budget, --only, --out).
+    """
+    session.install("-e", ".[test]", "matplotlib>=3.8", "numpy>=1.26")
     session.run("python", "-m", "benchmarks", *session.posargs)
 
 
 @nox.session(python=PYTHON)
 def stress(session: nox.Session) -> None:
-    """The full fault sweeps and the soak (slow)."""
+    """The full fault and cancellation sweeps, 1,000 streams, the soak and long fuzzing.
+
+    Runs the ``slow`` tests and ends with a summary (tests/stress_summary.py): runs,
+    faults injected and outcomes by class per sweep, memory per stream, the soak.
+    atheris is installed when a wheel exists for this platform; otherwise its
+    fuzzing run is skipped.
+    """
+    from nox.command import CommandFailed
+
     session.install("-e", ".[test]")
-    session.run("pytest", "-m", "slow", "-q", *session.posargs)
+    try:
+        session.install("atheris")
+    except CommandFailed:
+        session.warn("atheris did not install: its fuzzing run is skipped")
+    # `python -m` puts the project directory on sys.path, so `-p tests.stress_summary` imports.
+    session.run(
+        "python", "-m", "pytest", "-p", "tests.stress_summary", "-m", "slow", "-q", *session.posargs
+    )
