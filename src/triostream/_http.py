@@ -38,6 +38,7 @@ __all__ = [
     "body_chunks",
     "reading_body",
     "send_with_retries",
+    "single_cancelled",
     "sync_body_chunks",
     "sync_close_response",
     "sync_drain",
@@ -302,7 +303,8 @@ async def send_with_retries(
     while True:
         request = _build_request(http, method, url, headers, content, options)
         try:
-            response = await http.send(request, stream=True)
+            with single_cancelled():
+                response = await http.send(request, stream=True)
         except httpx.HTTPError as exc:
             await trio.sleep(attempts.after_connection_error(exc))
             continue
@@ -424,3 +426,24 @@ def sync_drain(response: httpx.Response, chunks: Iterator[bytes], seconds: float
                 break
     except httpx.HTTPError:
         pass
+
+
+@contextmanager
+def single_cancelled() -> Iterator[None]:
+    """Let a group made only of ``Cancelled`` out as one ``Cancelled``.
+
+    With the caller's scope cancelled too, a nursery passes its tasks' ``Cancelled``
+    on as a group instead of absorbing them: ours, ``nursery.start``'s, and trio's
+    own in ``open_tcp_stream`` (under httpcore's connect).  The caller must see
+    trio's plain ``Cancelled``, never such a group.
+    """
+    try:
+        yield
+    except BaseExceptionGroup as group:
+        cancelled, rest = group.split(trio.Cancelled)
+        if rest is not None or cancelled is None:
+            raise
+        first: BaseException = cancelled
+        while isinstance(first, BaseExceptionGroup):
+            first = first.exceptions[0]
+        raise first from None

@@ -16,8 +16,7 @@ every failure is delivered through the stream.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Mapping
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Final, Unpack
 
@@ -176,7 +175,7 @@ class AsyncMessageStream(StreamViews):
 
     async def _start(self, nursery: trio.Nursery) -> None:
         try:
-            with _single_cancelled():
+            with _http.single_cancelled():
                 await nursery.start(self._supervise, name="triostream.stream")
         except BaseException:
             await _http.close_response(self._response)
@@ -410,29 +409,9 @@ class MessageStreamManager:
             return
         nursery.cancel_scope.cancel()
         try:
-            with _single_cancelled():
+            with _http.single_cancelled():
                 await manager.__aexit__(None, None, None)
         except trio.Cancelled:
             if in_flight is None:
                 raise
             # The block's own exception is already on its way out: it wins.
-
-
-@contextmanager
-def _single_cancelled() -> Iterator[None]:
-    """Let a group made only of ``Cancelled`` out as one ``Cancelled``.
-
-    With the caller's scope cancelled too, a nursery of ours (or ``nursery.start``)
-    passes its tasks' ``Cancelled`` on as a group instead of absorbing them; the
-    caller must see trio's plain ``Cancelled``, never a group made by our tasks.
-    """
-    try:
-        yield
-    except BaseExceptionGroup as group:
-        cancelled, rest = group.split(trio.Cancelled)
-        if rest is not None or cancelled is None:
-            raise
-        first: BaseException = cancelled
-        while isinstance(first, BaseExceptionGroup):
-            first = first.exceptions[0]
-        raise first from None
