@@ -381,8 +381,12 @@ class MessageAccumulator:
         return self._deferred_error
 
     def final_message(self) -> Message:
-        """The complete message; raises if the stream failed, has not ended, or had bad input."""
-        if self._error is not None:
+        """The complete message; raises if the stream failed, has not ended, or had bad input.
+
+        Once ``message_stop`` has arrived the message stands: an error fed after it
+        (which ``feed`` raises) does not take it back.
+        """
+        if self._error is not None and not self._done:
             raise self._error
         if self._deferred_error is not None:
             raise self._deferred_error

@@ -45,6 +45,8 @@ class RawEventReader:
     def feed(self, chunk: bytes | None) -> list[RawMessageStreamEvent]:
         """Decode a chunk (None: the end of the body); return the complete events."""
         self.raise_failure()
+        if self._saw_stop:
+            return []
         events: list[RawMessageStreamEvent] = []
         try:
             if chunk is not None:
@@ -62,6 +64,8 @@ class RawEventReader:
                 break
             if kind is RawMessageStopEvent:
                 self._saw_stop = True
+                del events[position + 1 :]  # the message is complete: nothing after it is read
+                break
         if chunk is None and self._error is None and not self._saw_stop:
             self._error = IncompleteStreamError("the response body ended before message_stop")
         if self._error is not None and not events:

@@ -283,7 +283,10 @@ class AsyncMessageStream(StreamViews):
                         accumulator.feed_all(item, out)
                     except APIError as exc:
                         log.publish(out)
-                        log.finish(_http.attach_response(exc, self._response))
+                        # After message_stop the message is complete: what follows is not read.
+                        log.finish(
+                            None if accumulator.done else _http.attach_response(exc, self._response)
+                        )
                         return
                     log.publish(out)
                     if accumulator.done:

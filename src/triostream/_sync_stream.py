@@ -142,7 +142,10 @@ class MessageStream(StreamViews):
             elif chunk is None:
                 raise IncompleteStreamError("the response body ended before message_stop")
         except APIError as exc:
-            self._fail(exc)
+            if self._accumulator.done:  # after message_stop nothing more is read
+                self._finished = True
+            else:
+                self._fail(exc)
         finally:
             self._events.extend(out)
 
