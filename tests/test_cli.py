@@ -144,6 +144,52 @@ def test_demo_in_process_is_plain_text(capsys: pytest.CaptureFixture[str]) -> No
     check_demo_output(out)
 
 
+def test_demo_uses_the_api_when_a_key_is_set(
+    scripted: ThreadedMockServer,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """With ANTHROPIC_API_KEY the demo talks to the API (here ANTHROPIC_BASE_URL's stand-in)."""
+    monkeypatch.setenv("ANTHROPIC_API_KEY", FAKE_KEY)
+    monkeypatch.setenv("ANTHROPIC_BASE_URL", scripted.base_url)
+    first = len(scripted.requests)
+    assert main(["demo", "--delay", "0"]) == 0
+    out, err = capsys.readouterr()
+    requests = scripted.requests[first:]
+    assert len(requests) == 2  # the question, then the tool result
+    assert all(r.header("x-api-key") == FAKE_KEY for r in requests)
+    assert f"with the API at {scripted.base_url}" in out
+    assert err == ""
+    check_demo_output(out)
+
+
+def test_demo_local_ignores_the_key(
+    scripted: ThreadedMockServer,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    monkeypatch.setenv("ANTHROPIC_API_KEY", FAKE_KEY)
+    monkeypatch.setenv("ANTHROPIC_BASE_URL", scripted.base_url)
+    first = len(scripted.requests)
+    assert main(["demo", "--local", "--delay", "0"]) == 0
+    out, _ = capsys.readouterr()
+    assert scripted.requests[first:] == []
+    assert "a loopback server; no API key, no network" in out
+    check_demo_output(out)
+
+
+def test_demo_with_an_unreachable_api_is_one_line_and_exit_1(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("ANTHROPIC_API_KEY", FAKE_KEY)
+    monkeypatch.setenv("ANTHROPIC_BASE_URL", "http://127.0.0.1:9")  # discard port: refused
+    assert main(["demo", "--delay", "0"]) == 1
+    _, err = capsys.readouterr()
+    assert err.startswith("triostream demo: APIConnectionError:")
+    assert FAKE_KEY not in err
+    assert "Traceback" not in err
+
+
 def test_demo_color_forced_on_a_non_terminal(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["demo", "--delay", "0", "--color"]) == 0
     out, _ = capsys.readouterr()

@@ -75,9 +75,16 @@ def build_parser() -> argparse.ArgumentParser:
     demo = commands.add_parser(
         "demo",
         parents=[output],
-        help="stream a scripted conversation from a local server (no API key, no network)",
-        description="Start the loopback test server with a scripted conversation and stream "
-        "it through the real client: thinking, text, a tool call, a tool result, usage.",
+        help="stream a conversation: from a local server, or the API when ANTHROPIC_API_KEY is set",
+        description="Stream a conversation through the real client: thinking, text, a tool "
+        "call whose input renders as it arrives, a tool result, usage. Without "
+        "ANTHROPIC_API_KEY (or with --local) it comes from the embedded loopback server "
+        "with a scripted conversation: no key, no network.",
+    )
+    demo.add_argument(
+        "--local",
+        action="store_true",
+        help="use the embedded loopback server even when ANTHROPIC_API_KEY is set",
     )
     demo.add_argument(
         "--delay",

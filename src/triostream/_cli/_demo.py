@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from dataclasses import dataclass
 from typing import Any
@@ -11,11 +12,13 @@ from typing import Any
 import trio
 
 from triostream._client import AsyncAnthropic
+from triostream._exceptions import APIError
 from triostream._stream import open_message_stream
 from triostream.testing import MockServer, ScriptedConversation
 from triostream.types import Message, MessageParam, ToolParam, ToolUseBlock
 
 from ._args import DEFAULT_MODEL
+from ._errors import EXIT_ERROR, EXIT_OK, describe, find, report
 from ._render import StreamRenderer, Terminal, is_terminal, wants_color
 
 __all__ = ["FORECAST_TOOL", "PROMPT", "forecast", "run"]
@@ -127,18 +130,27 @@ async def _conversation(
         message = await _turn(client, nursery, renderer, totals, messages)
 
 
-async def _demo(term: Terminal, delay: float) -> None:
+async def _demo(term: Terminal, delay: float, use_api: bool) -> None:
     totals = _Totals()
     async with trio.open_nursery() as nursery:
-        server = await MockServer.start(nursery)
-        server.handler = ScriptedConversation(delay=delay)
-        term.lines(
-            f"triostream demo: a scripted conversation from {server.base_url} "
-            "(a loopback server; no API key, no network)",
-            style="note",
-        )
+        if use_api:
+            client = AsyncAnthropic()  # ANTHROPIC_API_KEY (and ANTHROPIC_BASE_URL) decide
+            term.lines(
+                f"triostream demo: the conversation with the API at {client.base_url} "
+                "(ANTHROPIC_API_KEY is set; --local uses the loopback server instead)",
+                style="note",
+            )
+        else:
+            server = await MockServer.start(nursery)
+            server.handler = ScriptedConversation(delay=delay)
+            client = AsyncAnthropic(api_key="demo-key", base_url=server.base_url)
+            term.lines(
+                f"triostream demo: a scripted conversation from {server.base_url} "
+                "(a loopback server; no API key, no network)",
+                style="note",
+            )
         term.gap()
-        async with AsyncAnthropic(api_key="demo-key", base_url=server.base_url) as client:
+        async with client:
             await _conversation(client, nursery, term, totals)
         nursery.cancel_scope.cancel()
     rate = totals.output_tokens / totals.seconds if totals.seconds > 0 else 0.0
@@ -152,8 +164,21 @@ async def _demo(term: Terminal, delay: float) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Run the demo; the exit code."""
+    """Run the demo; the exit code.
+
+    With ``ANTHROPIC_API_KEY`` set (and no ``--local``) the same conversation goes to the
+    real API; otherwise to the embedded loopback server.
+    """
     out = sys.stdout
     term = Terminal(out, color=wants_color(out, args.color), live=is_terminal(out))
-    trio.run(_demo, term, args.delay)
-    return 0
+    use_api = bool(os.environ.get("ANTHROPIC_API_KEY")) and not args.local
+    try:
+        trio.run(_demo, term, args.delay, use_api)
+    except Exception as exc:  # the demo's own nursery may wrap it in a group
+        error = find(exc, APIError)
+        if error is None:
+            raise
+        term.gap()
+        report("demo", describe(error))
+        return EXIT_ERROR
+    return EXIT_OK
