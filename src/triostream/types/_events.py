@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, ClassVar, Literal, Protocol, Self, TypeAlias
+from typing import Any, ClassVar, Literal, Protocol, TypeAlias
 
 import msgspec
 from msgspec import UNSET, UnsetType
@@ -191,13 +191,15 @@ ContentBlockStartEvent = RawContentBlockStartEvent
 ContentBlockDeltaEvent = RawContentBlockDeltaEvent
 
 
-class MessageStopEvent(RawMessageStopEvent, tag="message_stop", kw_only=True):
+class MessageStopEvent(RawMessageStopEvent, tag="message_stop", kw_only=True, gc=True):
     """The end of the message, carrying the complete message."""
 
     message: Message
 
 
-class ContentBlockStopEvent(RawContentBlockStopEvent, tag="content_block_stop", kw_only=True):
+class ContentBlockStopEvent(
+    RawContentBlockStopEvent, tag="content_block_stop", kw_only=True, gc=True
+):
     """The content block at ``index`` is complete, carrying the finished block."""
 
     content_block: ContentBlock
@@ -211,48 +213,33 @@ class SnapshotSource(Protocol):
         ...
 
 
-class _DerivedEvent:
-    """An event derived from a delta; its ``snapshot`` is built only when first read."""
+class _DerivedEvent(msgspec.Struct, omit_defaults=True, tag_field="type"):
+    """An event derived from a delta; its ``snapshot`` is built when first read.
 
-    __slots__ = ("_at", "_snapshot", "_source")
+    While the snapshot is not built, ``_source`` and ``_at`` say where it comes from;
+    once read, they are cleared and the event encodes (``msgspec.json.encode``) and
+    compares by its public fields only.  ``to_dict()`` builds the snapshot first.
+    It stays tracked by the garbage collector: through ``_source`` it can be part of a
+    reference cycle (a failed stream's error, its traceback, the events in its frames).
+    """
+
     type: ClassVar[str]
     _fields: ClassVar[tuple[str, ...]]
 
-    def __init__(self, snapshot: object) -> None:
-        self._snapshot = snapshot
-        self._source: SnapshotSource | None = None
-        self._at = 0
-
-    def _lazy(self, source: SnapshotSource, at: int) -> Self:
-        self._source = source
-        self._at = at
-        return self
-
-    @classmethod
-    def _derived(cls, value: str, source: SnapshotSource, at: int) -> Self:
-        """A new event whose snapshot comes from ``source`` (one call on the hot path)."""
-        event = cls.__new__(cls)
-        setattr(event, cls._fields[0], value)
-        event._snapshot = None
-        event._source = source
-        event._at = at
-        return event
-
     def _get_snapshot(self) -> Any:
-        source = self._source
+        source: SnapshotSource | None = getattr(self, "_source", None)
         if source is not None:
-            self._snapshot = source.snapshot_at(self._at)
-            self._source = None
-        return self._snapshot
-
-    def _field_values(self) -> tuple[object, ...]:
-        return tuple(getattr(self, name) for name in self._fields)
+            # The fields are each subclass's own (a Struct base can't hold them before the
+            # subclass's positional ones), hence getattr/setattr here.
+            setattr(self, "_snapshot", source.snapshot_at(getattr(self, "_at", 0)))  # noqa: B010
+            setattr(self, "_source", None)  # noqa: B010
+            setattr(self, "_at", 0)  # noqa: B010
+        return getattr(self, "_snapshot", None)
 
     def __eq__(self, other: object) -> bool:
         if type(other) is not type(self):
             return NotImplemented
-        assert isinstance(other, _DerivedEvent)
-        return self._field_values() == other._field_values()
+        return all(getattr(self, name) == getattr(other, name) for name in self._fields)
 
     __hash__ = None  # type: ignore[assignment]
 
@@ -265,16 +252,19 @@ class _DerivedEvent:
         return {"type": self.type, **{name: getattr(self, name) for name in self._fields}}
 
 
-class TextEvent(_DerivedEvent):
+class TextEvent(_DerivedEvent, tag="text"):
     """Text was added to a text block: ``text`` is the piece, ``snapshot`` the whole text so far."""
 
-    __slots__ = ("text",)
     type: ClassVar[Literal["text"]] = "text"
     _fields = ("text", "snapshot")
+    text: str
+    _snapshot: str | None = msgspec.field(default=None, name="snapshot")
+    _source: SnapshotSource | None = None
+    _at: int = 0
 
-    def __init__(self, text: str, snapshot: str = "") -> None:
-        super().__init__(snapshot)
-        self.text = text
+    @classmethod
+    def _derived(cls, text: str, source: SnapshotSource, at: int) -> TextEvent:
+        return cls(text, None, source, at)
 
     @property
     def snapshot(self) -> str:
@@ -282,16 +272,19 @@ class TextEvent(_DerivedEvent):
         return self._get_snapshot()  # type: ignore[no-any-return]
 
 
-class ThinkingEvent(_DerivedEvent):
+class ThinkingEvent(_DerivedEvent, tag="thinking"):
     """Thinking was added: ``thinking`` is the piece, ``snapshot`` all thinking so far."""
 
-    __slots__ = ("thinking",)
     type: ClassVar[Literal["thinking"]] = "thinking"
     _fields = ("thinking", "snapshot")
+    thinking: str
+    _snapshot: str | None = msgspec.field(default=None, name="snapshot")
+    _source: SnapshotSource | None = None
+    _at: int = 0
 
-    def __init__(self, thinking: str, snapshot: str = "") -> None:
-        super().__init__(snapshot)
-        self.thinking = thinking
+    @classmethod
+    def _derived(cls, thinking: str, source: SnapshotSource, at: int) -> ThinkingEvent:
+        return cls(thinking, None, source, at)
 
     @property
     def snapshot(self) -> str:
@@ -299,20 +292,23 @@ class ThinkingEvent(_DerivedEvent):
         return self._get_snapshot()  # type: ignore[no-any-return]
 
 
-class InputJsonEvent(_DerivedEvent):
+class InputJsonEvent(_DerivedEvent, tag="input_json"):
     """A piece of tool input arrived: ``partial_json`` is the piece, ``snapshot`` the value so far.
 
     ``snapshot`` is the best parse of the JSON so far, partial strings included
     (``{"city": "Par"}``), built on first read and never changed afterwards.
     """
 
-    __slots__ = ("partial_json",)
     type: ClassVar[Literal["input_json"]] = "input_json"
     _fields = ("partial_json", "snapshot")
+    partial_json: str
+    _snapshot: Any = msgspec.field(default=None, name="snapshot")
+    _source: SnapshotSource | None = None
+    _at: int = 0
 
-    def __init__(self, partial_json: str, snapshot: object = None) -> None:
-        super().__init__(snapshot)
-        self.partial_json = partial_json
+    @classmethod
+    def _derived(cls, partial_json: str, source: SnapshotSource, at: int) -> InputJsonEvent:
+        return cls(partial_json, None, source, at)
 
     @property
     def snapshot(self) -> Any:
@@ -320,33 +316,26 @@ class InputJsonEvent(_DerivedEvent):
         return self._get_snapshot()
 
 
-class CitationEvent(_DerivedEvent):
+class CitationEvent(_DerivedEvent, tag="citation"):
     """A citation was added to a text block; ``snapshot`` is the block's citations so far."""
 
-    __slots__ = ("citation",)
     type: ClassVar[Literal["citation"]] = "citation"
     _fields = ("citation", "snapshot")
-
-    def __init__(self, citation: Citation, snapshot: list[Citation] | None = None) -> None:
-        super().__init__(snapshot if snapshot is not None else [citation])
-        self.citation = citation
+    citation: Citation
+    _snapshot: list[Citation] | None = msgspec.field(default=None, name="snapshot")
 
     @property
     def snapshot(self) -> list[Citation]:
         """The block's citations up to and including this one."""
-        return self._get_snapshot()  # type: ignore[no-any-return]
+        return self._snapshot if self._snapshot is not None else [self.citation]
 
 
-class SignatureEvent(_DerivedEvent):
+class SignatureEvent(_DerivedEvent, tag="signature"):
     """A thinking block received its signature."""
 
-    __slots__ = ("signature",)
     type: ClassVar[Literal["signature"]] = "signature"
     _fields = ("signature",)
-
-    def __init__(self, signature: str) -> None:
-        super().__init__(None)
-        self.signature = signature
+    signature: str
 
 
 MessageStreamEvent: TypeAlias = (
