@@ -33,7 +33,7 @@ from triostream import (
     TextEvent,
 )
 from triostream.sse import SSEDecoder
-from triostream.testing import split_sse_events
+from triostream.testing import MockServer, split_sse_events
 from triostream.types import Message, decode_raw_event
 
 # --- the streams --------------------------------------------------------------------------
@@ -233,6 +233,21 @@ def library_tasks() -> list[str]:
         for nursery in task.child_nurseries:
             pending.extend(nursery.child_tasks)
     return names
+
+
+async def assert_nothing_left(
+    client: AsyncAnthropic, server: MockServer, *, wait: float = 5.0
+) -> None:
+    """No triostream task is alive, and closing the client closes every connection.
+
+    ``wait`` bounds the wait for the server to see them closed (generous on a virtual clock).
+    """
+    assert library_tasks() == []
+    await client.aclose()
+    with trio.fail_after(wait):
+        await server.wait_idle()
+    assert server.connections
+    assert all(record.closed_at is not None for record in server.connections)
 
 
 def pool_activity(client: AsyncAnthropic) -> list[str]:

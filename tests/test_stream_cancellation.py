@@ -20,6 +20,7 @@ import trio.testing
 
 import triostream
 from tests.conftest import PARAMS, RECORDED
+from tests.faults import assert_nothing_left, library_tasks
 from tests.streams import message_start, text_stream
 from triostream import (
     AsyncAnthropic,
@@ -62,31 +63,6 @@ def open_stream(
     if api == "open_message_stream":
         return triostream.open_message_stream(nursery, client=client, **PARAMS)
     return client.messages.stream(**PARAMS)
-
-
-def library_tasks() -> list[str]:
-    """The names of every live task triostream started, anywhere (the test server's aside)."""
-    names: list[str] = []
-    root = trio.lowlevel.current_root_task()
-    assert root is not None
-    pending = [root]
-    while pending:
-        task = pending.pop()
-        if task.name.startswith("triostream.") and not task.name.startswith("triostream.testing."):
-            names.append(task.name)
-        for child_nursery in task.child_nurseries:
-            pending.extend(child_nursery.child_tasks)
-    return names
-
-
-async def assert_nothing_left(client: AsyncAnthropic, server: MockServer) -> None:
-    """No triostream task is alive, and closing the client closes every connection."""
-    assert library_tasks() == []
-    await client.aclose()
-    with trio.fail_after(5):
-        await server.wait_idle()
-    assert server.connections
-    assert all(record.closed_at is not None for record in server.connections)
 
 
 async def assert_next_stream_works(client: AsyncAnthropic, server: MockServer) -> None:

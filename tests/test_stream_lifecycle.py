@@ -21,6 +21,7 @@ import trio.testing
 
 import triostream
 from tests.conftest import PARAMS, RECORDED, RECORDED_FILES
+from tests.faults import assert_nothing_left, library_tasks
 from tests.sansio.sdk_oracle import sdk_final_message
 from tests.streams import PING, TOOLS, text_stream
 from triostream import (
@@ -94,31 +95,6 @@ def text_of(message: Message | None) -> str:
     return "".join(block.text for block in message.content if isinstance(block, TextBlock))
 
 
-def library_tasks() -> list[str]:
-    """The names of every live task triostream started, anywhere (the test server's aside)."""
-    names: list[str] = []
-    root = trio.lowlevel.current_root_task()
-    assert root is not None
-    pending = [root]
-    while pending:
-        task = pending.pop()
-        if task.name.startswith("triostream.") and not task.name.startswith("triostream.testing."):
-            names.append(task.name)
-        for child_nursery in task.child_nurseries:
-            pending.extend(child_nursery.child_tasks)
-    return names
-
-
-async def assert_nothing_left(client: AsyncAnthropic, server: MockServer) -> None:
-    """No triostream task is alive, and closing the client closes every connection."""
-    assert library_tasks() == []
-    await client.aclose()
-    with trio.fail_after(1000):  # generous: some tests run on a virtual clock
-        await server.wait_idle()
-    assert server.connections
-    assert all(record.closed_at is not None for record in server.connections)
-
-
 def pool_connections(client: AsyncAnthropic) -> list[Any]:
     """The connections in the client's httpx pool (httpx has no public view of them)."""
     transport: Any = client.http_client._transport
@@ -173,7 +149,7 @@ async def test_every_consumer_sees_the_same_events_in_wire_order(
         want = texts_of(expected) if "text" in name else expected
         assert got == want, name
     assert message == accumulator.final_message()
-    await assert_nothing_left(client, server)
+    await assert_nothing_left(client, server, wait=1000)
 
 
 WINDING_DOWN_STREAMS = 8
@@ -209,7 +185,7 @@ async def test_subscribing_while_the_streams_tasks_wind_down_replays_everything(
                 assert not stream_nursery.child_tasks
     assert len(replayed) >= WINDING_DOWN_STREAMS
     assert all(events == expected for events in replayed)
-    await assert_nothing_left(client, server)
+    await assert_nothing_left(client, server, wait=1000)
 
 
 LONG_PIECES = [f"w{i:04d} " for i in range(1500)]
@@ -261,7 +237,7 @@ async def test_joiners_half_way_are_replayed_everything_from_message_start(
     assert late["iterate"] == expected
     assert late["subscribe"] == expected
     assert late["text"] == LONG_PIECES
-    await assert_nothing_left(client, server)
+    await assert_nothing_left(client, server, wait=1000)
 
 
 # --- backpressure (promise 2) ----------------------------------------------------------------
@@ -303,7 +279,7 @@ async def test_a_subscriber_that_does_not_read_holds_the_stream_back_and_loses_n
 
     assert received == expected  # everything, in order, nothing lost
     assert text_of(message) == "".join(pieces)
-    await assert_nothing_left(client, server)
+    await assert_nothing_left(client, server, wait=1000)
 
 
 # --- drain and connection reuse (promise 8) ----------------------------------------------------
@@ -351,7 +327,7 @@ async def test_sequential_streams_reuse_one_connection(
     connections = pool_connections(client)
     assert len(connections) == 1
     assert connections[0].is_idle()
-    await assert_nothing_left(client, server)
+    await assert_nothing_left(client, server, wait=1000)
     assert server.connections[0].closed_by == "client"
 
 
@@ -375,7 +351,7 @@ async def test_a_terminator_later_than_the_drain_deadline_closes_the_response(
     assert len(server.connections) == 2
     assert [record.requests for record in server.connections] == [1, 1]
     assert len(pool_connections(client)) == 0  # the second one was dropped the same way
-    await assert_nothing_left(client, server)
+    await assert_nothing_left(client, server, wait=1000)
 
 
 # --- the accessors ------------------------------------------------------------------------------
@@ -431,7 +407,7 @@ async def test_accessors_during_and_after_the_stream(
     assert stream.current_message_snapshot == message
     assert stream.request_id == "req_0"
     assert stream.response.status_code == 200
-    await assert_nothing_left(client, server)
+    await assert_nothing_left(client, server, wait=1000)
 
 
 @pytest.mark.parametrize("chunking", CHUNKINGS, ids=CHUNKING_IDS)
@@ -455,7 +431,7 @@ async def test_a_body_ending_without_a_blank_line_is_complete(
         assert isinstance(events[-1], MessageStopEvent)
     # The body was read to its end, so the connection went back to the pool both times.
     assert [record.requests for record in server.connections] == [2]
-    await assert_nothing_left(client, server)
+    await assert_nothing_left(client, server, wait=1000)
 
 
 # --- the recorded fixtures against the official SDK ----------------------------------------------
@@ -498,4 +474,4 @@ async def test_recorded_fixtures_give_the_official_sdks_final_message(
         tool = snapshot.content[-1]
         assert isinstance(tool, ToolUseBlock)
         assert tool.input_json == '{"location": "Paris", "unit": celsius}'  # the raw text, kept
-    await assert_nothing_left(client, server)
+    await assert_nothing_left(client, server, wait=1000)

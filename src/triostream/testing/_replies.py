@@ -270,15 +270,12 @@ class Reply:
         if isinstance(chunking, str) and chunking == "event":
             if not all(pieces):
                 raise ValueError("Reply.stream: an empty item cannot be an HTTP chunk")
-            chunks = tuple(pieces)
-        else:
-            chunks = _cut(b"".join(pieces), chunking)
-        return cls(
+            chunking = tuple(pieces)  # one HTTP chunk per item, exactly as given
+        return cls.sse(
+            b"".join(pieces),
+            chunking=chunking,
             status=status,
-            content_type=_SSE,
-            chunks=chunks,
-            chunked=True,
-            headers=_normalize_headers(headers),
+            headers=headers,
             head_delay=head_delay,
             delay=delay,
             stall_after=stall_after,
