@@ -18,13 +18,16 @@ import time
 from collections.abc import Callable
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import httpx
 import msgspec
 import trio
 
 from .streams import RAW_EVENT_TYPES, StreamSpec
+
+if TYPE_CHECKING:
+    import triostream
 
 __all__ = [
     "CONSUMERS",
@@ -225,11 +228,7 @@ class TriostreamSubscribe(_Triostream):
     """One ``async for`` plus three ``stream.subscribe()`` channels read concurrently."""
 
     name = "triostream +3 subscribe()"
-    description = (
-        "triostream, one `async for` + 3 `stream.subscribe()` channels "
-        "(not run on streams of more than 20,000 events, to keep the run short)"
-    )
-    max_events = 20_000
+    description = "triostream, one `async for` + 3 `stream.subscribe()` channels"
 
     async def consume(self, spec: StreamSpec, budget: float | None = None) -> Outcome:
         """Four consumers, each seeing every event."""
@@ -239,7 +238,7 @@ class TriostreamSubscribe(_Triostream):
         ):
             counts: list[int] = []
 
-            async def subscriber(channel: trio.MemoryReceiveChannel[Any]) -> None:
+            async def subscriber(channel: triostream.Subscription) -> None:
                 async with channel:
                     counts.append(await _count(channel))
 

@@ -14,7 +14,7 @@ async def handle(event: triostream.MessageStreamEvent, counts: Counter[str]) -> 
     counts[event.type] += 1
 
 
-async def process(events: trio.MemoryReceiveChannel[triostream.MessageStreamEvent]) -> None:
+async def process(events: triostream.Subscription) -> None:
     counts: Counter[str] = Counter()
     async with events:
         async for event in events:

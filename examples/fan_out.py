@@ -30,7 +30,7 @@ async def printer(stream: triostream.AsyncMessageStream) -> None:
     print()
 
 
-async def logger(events: trio.MemoryReceiveChannel[triostream.MessageStreamEvent]) -> None:
+async def logger(events: triostream.Subscription) -> None:
     async with events:
         async for event in events:
             if event.type not in ("text", "content_block_delta"):

@@ -191,7 +191,7 @@ async def test_subscribing_while_a_cancelled_streams_tasks_wind_down(
     after what arrived, not an error. Whether the test task runs in that round is up
     to trio's scheduling order, so the test looks for it in several streams.
     """
-    channels: list[trio.MemoryReceiveChannel[MessageStreamEvent]] = []
+    channels: list[triostream.Subscription] = []
     for _ in range(8):
         server.enqueue(stalled())
         with trio.fail_after(5):
@@ -329,7 +329,7 @@ async def test_aclose_from_another_task_while_a_consumer_waits(
             if not isinstance(exc, trio.ClosedResourceError):
                 raise
 
-    async def subscriber(channel: trio.MemoryReceiveChannel[MessageStreamEvent]) -> None:
+    async def subscriber(channel: triostream.Subscription) -> None:
         async for event in channel:
             subscribed.append(event)
 

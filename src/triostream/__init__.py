@@ -54,6 +54,7 @@ from .types import (
 
 if TYPE_CHECKING:
     from ._client import Anthropic, AsyncAnthropic, AsyncMessages, Messages
+    from ._fanout import Subscription, SubscriptionStatistics
     from ._raw_stream import AsyncStream, Stream
     from ._stream import AsyncMessageStream, MessageStreamManager, open_message_stream
     from ._sync_stream import MessageStream
@@ -69,6 +70,8 @@ _LAZY = {
     "AsyncMessageStream": "._stream",
     "MessageStreamManager": "._stream",
     "open_message_stream": "._stream",
+    "Subscription": "._fanout",
+    "SubscriptionStatistics": "._fanout",
 }
 
 
@@ -124,6 +127,8 @@ __all__ = [
     "RequestTooLargeError",
     "SignatureEvent",
     "Stream",
+    "Subscription",
+    "SubscriptionStatistics",
     "TextBlock",
     "TextEvent",
     "ThinkingBlock",

@@ -92,7 +92,11 @@ class _BlockState:
 
 
 class _Pieces:
-    """Append-only text pieces with a cached join: ``text_at(n)`` is the first n pieces."""
+    """Append-only text pieces with a cached join: ``text_at(n)`` is the first n pieces.
+
+    The snapshot source of ``TextEvent`` / ``ThinkingEvent``: it references nothing but
+    strings, so those events (``gc=False`` Structs) can never be part of a reference cycle.
+    """
 
     __slots__ = ("joined", "joined_n", "pieces")
 
@@ -110,6 +114,8 @@ class _Pieces:
             return text
         return "".join(self.pieces[:n])
 
+    snapshot_at = text_at
+
 
 class _TextState(_BlockState):
     __slots__ = ("text",)
@@ -125,11 +131,12 @@ class _TextState(_BlockState):
         kind = type(delta)
         if kind is TextDelta:
             assert isinstance(delta, TextDelta)
-            pieces = self.text.pieces
+            text = self.text
+            pieces = text.pieces
             pieces.append(delta.text)
             if not self.dirty:
                 self._touch()
-            out.append(TextEvent._derived(delta.text, self, len(pieces)))
+            out.append(TextEvent(delta.text, None, text, len(pieces)))
         elif kind is CitationsDelta:
             assert isinstance(delta, CitationsDelta)
             citations = self.block.citations
@@ -137,9 +144,6 @@ class _TextState(_BlockState):
                 citations = self.block.citations = []
             citations.append(delta.citation)
             out.append(CitationEvent(delta.citation, list(citations)))
-
-    def snapshot_at(self, position: int) -> str:
-        return self.text.text_at(position)
 
     def flush(self) -> None:
         self.block.text = self.text.text_at(len(self.text.pieces))
@@ -157,18 +161,16 @@ class _ThinkingState(_BlockState):
         kind = type(delta)
         if kind is ThinkingDelta:
             assert isinstance(delta, ThinkingDelta)
-            pieces = self.thinking.pieces
+            thinking = self.thinking
+            pieces = thinking.pieces
             pieces.append(delta.thinking)
             if not self.dirty:
                 self._touch()
-            out.append(ThinkingEvent._derived(delta.thinking, self, len(pieces)))
+            out.append(ThinkingEvent(delta.thinking, None, thinking, len(pieces)))
         elif kind is SignatureDelta:
             assert isinstance(delta, SignatureDelta)
             self.block.signature = delta.signature
             out.append(SignatureEvent(delta.signature))
-
-    def snapshot_at(self, position: int) -> str:
-        return self.thinking.text_at(position)
 
     def flush(self) -> None:
         self.block.thinking = self.thinking.text_at(len(self.thinking.pieces))
@@ -213,7 +215,7 @@ class _ToolInputState(_BlockState):
             self.length += len(piece)
             if not self.dirty:
                 self._touch()
-            out.append(InputJsonEvent._derived(piece, self, self.length))
+            out.append(InputJsonEvent(piece, None, self, self.length))
 
     def _caught_up(self) -> PartialJSONParser:
         """The parser, fed every piece received so far."""

@@ -50,7 +50,7 @@ class RawEventReader:
         events: list[RawMessageStreamEvent] = []
         try:
             if chunk is not None:
-                decode_sse_events(self._decoder.feed(chunk), events)
+                decode_sse_events(self._decoder.feed_frames(chunk), events)
             else:
                 decode_sse_events(self._decoder.close(), events, at_end=True)
         except APIError as exc:

@@ -26,7 +26,7 @@ import trio
 from . import _http
 from ._accumulator import MessageAccumulator
 from ._exceptions import APIError, APITimeoutError, IncompleteStreamError
-from ._fanout import EventLog, LogReader, pump
+from ._fanout import EventLog, EventReader, Subscription, TextReader
 from ._views import StreamViews, final_text
 from ._wire import decode_sse_events
 from .sse import SSEDecoder
@@ -34,7 +34,6 @@ from .types._events import (
     MessageStreamEvent,
     RawMessageStopEvent,
     RawMessageStreamEvent,
-    TextEvent,
 )
 from .types._message import Message
 
@@ -51,10 +50,6 @@ CHANNEL_BATCHES: Final = 16
 """Batches (one per network chunk) the parser may run ahead of the accumulator."""
 
 _Item = list[RawMessageStreamEvent] | BaseException
-
-
-def _text_of(event: MessageStreamEvent) -> str | None:
-    return event.text if type(event) is TextEvent else None
 
 
 class AsyncMessageStream(StreamViews):
@@ -75,8 +70,8 @@ class AsyncMessageStream(StreamViews):
     Cancellation: cancelling a consumer call raises ``Cancelled`` in that call
     only; the stream keeps going and the call can be made again.  Cancelling
     the stream's nursery, leaving its ``async with`` block or ``aclose()``
-    stops the stream: its tasks end, the response is closed, subscriber
-    channels are closed, and consumers still waiting get
+    stops the stream: its tasks end, the response is closed, subscriptions
+    end after the events that arrived, and consumers still waiting get
     ``trio.ClosedResourceError``.
     """
 
@@ -91,44 +86,31 @@ class AsyncMessageStream(StreamViews):
 
     # --- the public surface ------------------------------------------------------------
 
-    def __aiter__(self) -> LogReader[MessageStreamEvent]:
+    def __aiter__(self) -> EventReader:
         """Every event from ``message_start`` on, whenever the loop starts."""
-        return self._log.reader(None)
+        return EventReader(self._log)
 
     @property
-    def text_stream(self) -> LogReader[str]:
+    def text_stream(self) -> TextReader:
         """The text deltas, as strings; each access starts from the first one."""
-        return self._log.reader(_text_of)
+        return TextReader(self._log)
 
-    def subscribe(
-        self, max_buffer_size: float = 64
-    ) -> trio.MemoryReceiveChannel[MessageStreamEvent]:
-        """A new memory channel that receives every event from ``message_start`` on.
+    def subscribe(self, max_buffer_size: float = 64) -> Subscription:
+        """A new receive channel with every event from ``message_start`` on.
 
-        At most ``max_buffer_size`` events wait in the channel; a subscriber that
-        falls further behind slows the stream instead of losing events.  The
-        channel is closed when the stream ends or is closed; how it ended is told
-        by ``until_done()`` / ``get_final_message()``.
+        A :class:`Subscription` is a ``trio.abc.ReceiveChannel`` that works like
+        the receive end of a trio memory channel (``receive``, ``receive_nowait``,
+        ``async for``, ``async with``, ``clone``, ``statistics``).  It ends
+        (``trio.EndOfChannel``) after the last event, however the stream ended;
+        ``until_done()`` / ``get_final_message()`` tell how.  A subscriber that
+        falls more than ``max_buffer_size`` events behind slows the stream instead
+        of losing events.
 
-        Cost: a trio memory channel checkpoints on every ``receive()``, so each
-        subscribed channel costs a task switch per event, and a pump task copies
-        the events into it.  For high-volume fan-out inside one process prefer
-        ``async for event in stream`` in each consumer task: those readers go
-        through a received batch without a checkpoint per event.
+        It costs what an ``async for`` reader costs: events already received are
+        handed out without a checkpoint (a memory channel would take one per
+        event), and no task is started for it.
         """
-        if self._log.finished or self._inner is None:
-            # Nothing more will come (and the stream's tasks may be gone): the channel
-            # gets everything there is, at once, and is closed.
-            events = self._log.events
-            send, receive = trio.open_memory_channel[MessageStreamEvent](max(len(events), 1))
-            for event in events:
-                send.send_nowait(event)
-            send.close()
-            return receive
-        send, receive = trio.open_memory_channel[MessageStreamEvent](max_buffer_size)
-        reader: LogReader[MessageStreamEvent] = self._log.reader(None)
-        self._inner.start_soon(pump, reader, send, name="triostream.subscriber")
-        return receive
+        return Subscription(self._log, max_buffer_size)
 
     async def until_done(self) -> None:
         """Wait until the stream ends; raise its error if it failed.
@@ -159,7 +141,7 @@ class AsyncMessageStream(StreamViews):
         return final_text(message)
 
     async def aclose(self) -> None:
-        """Stop the stream: cancel its tasks, close the response and subscriber channels.
+        """Stop the stream: cancel its tasks and close the response; subscriptions end.
 
         Safe to call from any task, any number of times.  It waits (shielded,
         and bounded) for the tasks to end, so when it returns the connection
@@ -212,7 +194,7 @@ class AsyncMessageStream(StreamViews):
                     async for chunk in chunks:
                         batch: list[RawMessageStreamEvent] = []
                         try:
-                            decode_sse_events(decoder.feed(chunk), batch)
+                            decode_sse_events(decoder.feed_frames(chunk), batch)
                         except APIError:
                             if batch:  # what arrived before the bad event still counts
                                 await send.send(batch)
@@ -293,13 +275,14 @@ class AsyncMessageStream(StreamViews):
                         log.finish()
                         return
                     await log.wait_for_readers()
+                    if log.finished:  # closed while it waited: nothing more is published
+                        return
             except trio.EndOfChannel:
                 log.finish(IncompleteStreamError("the response body ended before message_stop"))
             except Exception as exc:
                 log.finish(APIError(f"triostream internal error in the accumulator: {exc!r}"))
             finally:
-                # Cancelled (the stream's nursery, or aclose()): the log says so before the
-                # inner nursery can close, so subscribe() never starts a pump there.
+                # Cancelled (the stream's nursery, or aclose()): the log says so.
                 log.finish(closed=True)
 
     # --- the block -------------------------------------------------------------------------

@@ -123,7 +123,9 @@ class MessageStream(StreamViews):
         try:
             with _http.reading_body():
                 chunk = next(self._chunks, None)
-            decoded = self._decoder.feed(chunk) if chunk is not None else self._decoder.close()
+            decoded = (
+                self._decoder.feed_frames(chunk) if chunk is not None else self._decoder.close()
+            )
             batch: list[RawMessageStreamEvent] = []
             try:
                 decode_sse_events(decoded, batch, at_end=chunk is None)

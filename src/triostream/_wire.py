@@ -43,14 +43,26 @@ _KNOWN_DELTA_TYPES = frozenset(cls.__struct_config__.tag for cls in KnownDelta._
 _KNOWN_CITATION_TYPES = frozenset(cls.__struct_config__.tag for cls in KnownCitation.__args__)
 
 
+# What msgspec may raise on bad input; bytes that are not UTF-8 raise UnicodeDecodeError.
+_DECODE_FAILURES = (msgspec.MsgspecError, RecursionError, UnicodeDecodeError)
+
+
 def decode_raw_event(data: str | bytes) -> RawMessageStreamEvent:
     """Decode one SSE ``data`` payload into a raw stream event.
 
     Event, block, delta and citation types this version does not know are kept
     (as ``UnknownEvent``, ``UnknownContentBlock``, ...); unknown fields are
     ignored.  Data that is not JSON, or JSON that is not a Messages API event,
-    raises :class:`APIResponseValidationError`.
+    raises :class:`APIResponseValidationError`.  Bytes are read as UTF-8 with
+    invalid bytes as U+FFFD: the result, or the error, is the one for
+    ``data.decode("utf-8", "replace")``.
     """
+    if not isinstance(data, str):
+        try:
+            return _event_decoder.decode(data)  # type: ignore[no-any-return]
+        except _DECODE_FAILURES:
+            # Not UTF-8, or not a plain event: go on from the text, as the str path would.
+            data = str(data, "utf-8", "replace")
     try:
         return _event_decoder.decode(data)  # type: ignore[no-any-return]
     except msgspec.ValidationError:
@@ -61,31 +73,62 @@ def decode_raw_event(data: str | bytes) -> RawMessageStreamEvent:
 
 
 def decode_sse_events(
-    sses: Iterable[ServerSentEvent], out: list[RawMessageStreamEvent], *, at_end: bool = False
+    items: Iterable[ServerSentEvent | tuple[bytes, bytes]],
+    out: list[RawMessageStreamEvent],
+    *,
+    at_end: bool = False,
 ) -> list[RawMessageStreamEvent]:
     """Decode the data of each SSE event into ``out`` (skipping ``ping``); return ``out``.
 
+    ``items`` are what ``SSEDecoder.feed()`` or ``SSEDecoder.feed_frames()``
+    return: events, or ``(name, data)`` tuples of raw bytes, whose data goes to
+    msgspec as it is (decoded exactly as the event's text would be).
     When one event fails to decode, ``out`` still holds the events before it.
     ``at_end``: these are the events ``SSEDecoder.close()`` dispatched at the end
     of the body; one that does not decode was cut off, which makes the stream
     incomplete (:class:`IncompleteStreamError`) rather than invalid.
     """
     append = out.append
-    for sse in sses:
-        if sse.event != "ping":
-            try:
-                append(decode_raw_event(sse.data))
-            except APIResponseValidationError as exc:
-                if not at_end:
-                    raise
-                raise IncompleteStreamError(
-                    f"the response body ended inside an event ({exc.message})", body=exc.body
-                ) from None
+    decode = _event_decoder.decode
+    data: str | bytes
+    for item in items:
+        if isinstance(item, tuple):
+            name, data = item
+            if name == b"ping":
+                continue
+        elif item.event == "ping":
+            continue
+        else:
+            data = item.data
+        try:
+            append(decode(data))
+            continue
+        except _DECODE_FAILURES:
+            pass
+        if not isinstance(data, str):
+            data = str(data, "utf-8", "replace")
+        try:  # an unknown type, or an error: decode_raw_event tells which
+            append(decode_raw_event(data))
+        except APIResponseValidationError as exc:
+            if not at_end:
+                raise
+            raise IncompleteStreamError(
+                f"the response body ended inside an event ({exc.message})", body=exc.body
+            ) from None
     return out
 
 
 def decode_message(data: str | bytes) -> Message:
-    """Decode a whole ``Message`` (the body of a non-streaming ``messages.create``)."""
+    """Decode a whole ``Message`` (the body of a non-streaming ``messages.create``).
+
+    Bytes are read as UTF-8 with invalid bytes as U+FFFD (as by
+    ``data.decode("utf-8", "replace")``).
+    """
+    if not isinstance(data, str):
+        try:
+            return _message_decoder.decode(data)
+        except _DECODE_FAILURES:
+            data = str(data, "utf-8", "replace")
     try:
         return _message_decoder.decode(data)
     except msgspec.ValidationError:

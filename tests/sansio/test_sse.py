@@ -9,13 +9,18 @@ import re
 import subprocess
 import sys
 import time
+import tracemalloc
 from collections.abc import Iterable
 from pathlib import Path
 
 import pytest
 
 import triostream
+from tests.conftest import RECORDED_FILES
+from tests.sansio.test_sse_properties import reference
+from tests.streams import PING, sse_encode, text_stream
 from triostream._exceptions import APIResponseValidationError
+from triostream._wire import decode_sse_events
 from triostream.sse import ServerSentEvent, SSEDecoder
 
 FIXTURES = Path("/work/shared/fixtures")
@@ -582,3 +587,180 @@ def test_import_does_not_pull_in_trio_or_httpx() -> None:
         [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=False
     )
     assert result.returncode == 0, result.stderr
+
+
+# -- the fast path for the API's framing ----------------------------------------------------
+
+
+def frames_as_events(
+    items: list[ServerSentEvent | tuple[bytes, bytes]],
+) -> list[tuple[str | None, str, int | None]]:
+    """What feed_frames() returned, as (event, data, retry), raw bytes decoded as feed() would."""
+    return [
+        (item[0].decode("utf-8", "replace"), item[1].decode("utf-8", "replace"), None)
+        if isinstance(item, tuple)
+        else (item.event, item.data, item.retry)
+        for item in items
+    ]
+
+
+def api_body(count: int) -> tuple[bytes, int]:
+    """An API-framed body with ``count`` text deltas (and a ping); and its number of events."""
+    events = text_stream([f"token {i} " for i in range(count)])
+    assert events[2] == PING
+    return sse_encode(events), len(events)
+
+
+@pytest.mark.parametrize("path", RECORDED_FILES, ids=[p.stem for p in RECORDED_FILES])
+@pytest.mark.parametrize("size", [1, 7, 64, 16384, None])
+@pytest.mark.parametrize("eol", [b"\n", b"\r\n"])
+def test_fast_path_matches_the_rules_on_recorded_streams(
+    path: Path, size: int | None, eol: bytes
+) -> None:
+    raw = path.read_bytes().replace(b"\n", eol)
+    chunks = [raw] if size is None else [raw[i : i + size] for i in range(0, len(raw), size)]
+    expected = reference(raw)[0]
+    assert len(expected) > 3
+    by_feed, by_frames = SSEDecoder(), SSEDecoder()
+    events: list[ServerSentEvent] = []
+    frames: list[ServerSentEvent | tuple[bytes, bytes]] = []
+    for chunk in chunks:
+        new = by_feed.feed(chunk)
+        new_frames = by_frames.feed_frames(chunk)
+        assert frames_as_events(new_frames) == [(e.event, e.data, e.retry) for e in new]
+        events += new
+        frames += new_frames
+    tail = by_feed.close()
+    assert by_frames.close() == tail
+    assert events + tail == expected
+    assert decode_sse_events(frames, []) + decode_sse_events(tail, [], at_end=True) == (
+        decode_sse_events(events, []) + decode_sse_events(tail, [], at_end=True)
+    )
+
+
+@pytest.mark.parametrize("size", [1, 7, 100, 1000, 16384, None])
+def test_feed_frames_takes_the_fast_path_for_an_api_stream(size: int | None) -> None:
+    body, count = api_body(2000)
+    chunks = [body] if size is None else [body[i : i + size] for i in range(0, len(body), size)]
+    decoder = SSEDecoder()
+    items = [item for chunk in chunks for item in decoder.feed_frames(chunk)]
+    assert decoder.close() == []
+    assert len(items) == count > 2000
+    assert all(type(item) is tuple for item in items)
+    assert items[2] == (b"ping", b'{"type":"ping"}')
+
+
+def test_events_kept_raw_between_feeds_come_out_of_the_call_that_completes_them() -> None:
+    decoder = SSEDecoder()
+    assert decoder.feed_frames(b"event: a\ndata: 1\n\nevent: b\ndata: 2\n") == [(b"a", b"1")]
+    assert decoder.feed_frames(b"\n") == [(b"b", b"2")]
+    assert decoder.feed_frames(b"event: c\nda") == []
+    assert decoder.feed_frames(b"ta: 3\n\nevent: d\ndata: 4\n\nevent") == [
+        (b"c", b"3"),
+        (b"d", b"4"),
+    ]
+    assert decoder.feed(b": x\n\n") == []  # "event" then ": x": no data, nothing to dispatch
+    assert decoder.feed(b"event: e\ndata: 5\n\n") == [E("5", "e")]
+
+
+def test_ids_and_retry_are_up_to_date_after_each_feed() -> None:
+    decoder = SSEDecoder()
+    assert decoder.feed(b"event: a\ndata: 1\n\nid: 7\nevent: b\n") == [E("1", "a")]
+    assert decoder.last_event_id == "7"
+    assert decoder.feed(b"retry: 300\ndata: 2\n") == []
+    assert decoder.retry == 300
+    assert decoder.feed(b"\n") == [E("2", "b", id="7", retry=300)]
+    decoder = SSEDecoder()
+    assert decoder.feed(b"id: 1\n") == []
+    assert decoder.last_event_id == "1"
+    assert decoder.feed(b"event: a\ndata: 1\n\nid: 2\n") == [E("1", "a", id="1")]
+    assert decoder.last_event_id == "2"
+
+
+def test_close_dispatches_an_event_kept_raw() -> None:
+    for rest in (b'data: {"type":"message_stop"}', b'data: {"type":"message_stop"}\n'):
+        decoder = SSEDecoder()
+        body = b'event: a\ndata: {"x":1}\n\nevent: message_stop\n' + rest
+        assert decoder.feed_frames(body) == [(b"a", b'{"x":1}')]
+        assert decoder.close() == [E('{"type":"message_stop"}', "message_stop")]
+    decoder = SSEDecoder()
+    assert decoder.feed(b"event: a\ndata: 1\n\n: c\nevent: b\n") == [E("1", "a")]
+    assert decoder.close() == []
+
+
+def test_an_error_after_a_blank_line_still_lets_the_events_before_it_out() -> None:
+    decoder = SSEDecoder(max_size=16)
+    assert decoder.feed(b"data: a\n") == []  # an event in progress
+    assert decoder.feed(b"\nevent: b\ndata: " + b"y" * 20 + b"\n\n") == [E("a")]
+    with pytest.raises(APIResponseValidationError, match="16 bytes"):
+        decoder.feed(b"data: c\n\n")
+
+
+@pytest.mark.parametrize(
+    ("body", "expected"),
+    [
+        (b"xevent: a\ndata: 1\n\n", [E("1")]),  # the field "xevent", not "event"
+        (b"event: a\ndata: 1\n\nxevent: b\ndata: 2\n\n", [E("1", "a"), E("2")]),
+        (b"event: a\ndata: 1\n\n\n", [E("1", "a")]),
+        (b"event: a\ndata:1\n\n", [E("1", "a")]),
+        (b"event: a\ndata: 1\ndata: 2\n\n", [E("1\n2", "a")]),
+        (b"event: a\n: c\ndata: 1\n\n", [E("1", "a")]),
+        (b"event: a\ndata: 1\nid: 5\n\n", [E("1", "a", id="5")]),
+    ],
+)
+def test_only_exactly_api_framed_events_take_the_fast_path(
+    body: bytes, expected: list[ServerSentEvent]
+) -> None:
+    assert SSEDecoder().feed(body) == expected
+    items = SSEDecoder().feed_frames(body)
+    assert all(type(item) is ServerSentEvent for item in items)
+    assert items == expected
+
+
+@pytest.mark.parametrize("odd", [1, 1000])
+def test_the_fast_path_comes_back_after_other_events(odd: int) -> None:
+    decoder = SSEDecoder()
+    for _ in range(odd):  # the fast path is tried less and less often
+        assert decoder.feed_frames(b"id: 1\nevent: a\ndata: 1\n\n") == [E("1", "a", id="1")]
+    items = [decoder.feed_frames(b"event: b\ndata: 2\n\n")[0] for _ in range(200)]
+    assert items[0] == E("2", "b", id="1")
+    assert items[-100:] == [(b"b", b"2")] * 100
+
+
+def test_data_limit_counts_replacement_characters_on_the_fast_path() -> None:
+    # 25 bytes on the wire, 75 once each is U+FFFD: over the limit of 60.
+    body = b"event: a\ndata: " + b"\xff" * 25 + b"\n\n"
+    for method in ("feed", "feed_frames"):
+        with pytest.raises(APIResponseValidationError, match="data is longer than the limit of 60"):
+            getattr(SSEDecoder(max_size=60), method)(body)
+    assert SSEDecoder(max_size=75).feed(body) == [E("\ufffd" * 25, "a")]
+
+
+def test_invalid_utf8_in_fast_path_frames() -> None:
+    body = b'event: e\xffz\ndata: {"t":"\xc3("}\n\n'
+    assert SSEDecoder().feed(body) == [E('{"t":"\ufffd("}', "e\ufffdz")]
+    assert SSEDecoder().feed_frames(body) == [(b"e\xffz", b'{"t":"\xc3("}')]
+
+
+@pytest.mark.parametrize(
+    "unit",
+    [b"data: abcd\n", b"data: \xe2\x82\xac\xe2\x82\xac\n", b"x" * 4096],
+    ids=["data lines", "data lines (UTF-8)", "one huge line"],
+)
+@pytest.mark.parametrize("first", [b"", b"event: a\ndata: {}\n\n" * 50 + b"event: b\n"])
+def test_a_long_stream_without_blank_lines_in_16k_chunks_is_refused_with_bounded_memory(
+    unit: bytes, first: bytes
+) -> None:
+    limit, size = 64 * 1024, 16384
+    body = first + unit * (8 * limit // len(unit))
+    chunks = [body[i : i + size] for i in range(0, len(body), size)]
+    expected = "line" if b"\n" not in unit else "data"
+    tracemalloc.start()
+    try:
+        with pytest.raises(APIResponseValidationError, match=expected):
+            decode(chunks, max_size=limit)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    # What the decoder holds (twice the limit at most), and one chunk being decoded.
+    assert peak < 2 * limit + 24 * size + 64 * 1024, f"peak {peak / limit:.1f}x the limit"

@@ -9,8 +9,10 @@ from collections.abc import Sequence
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from triostream._exceptions import APIResponseValidationError
+from triostream._exceptions import APIError, APIResponseValidationError
+from triostream._wire import decode_sse_events
 from triostream.sse import ServerSentEvent, SSEDecoder
+from triostream.types import RawMessageStreamEvent
 
 _LINE_END = re.compile(rb"\r\n|\r|\n")
 _BOM = b"\xef\xbb\xbf"
@@ -223,3 +225,123 @@ def test_realistic_events_come_out_as_soon_as_complete(
 @given(stream=streams, points=cut_points)
 def test_arbitrary_events_come_out_as_soon_as_complete(stream: bytes, points: list[int]) -> None:
     check_incremental(stream, points)
+
+
+# -- the fast path: feed_frames() and feed() agree ------------------------------------------
+
+_TEXT = st.lists(
+    st.sampled_from(
+        [
+            b"a",
+            b" ",
+            b"\\n",
+            b"\xc3\xa9",
+            b"\xe2\x80\xa8",
+            b"\xff",
+            b"\xc3",
+            b"\xe2\x82",
+            b"\xff" * 40,
+        ]
+    ),
+    max_size=5,
+).map(b"".join)
+"""Bytes for a JSON string: UTF-8, escapes, and bytes that are not UTF-8 (each of which
+counts 3 bytes towards max_size once it is U+FFFD)."""
+
+_ODD_LINES = [
+    b": comment",
+    b"id: 1",
+    b"id: 2",
+    b"retry: 5",
+    b"event: other",
+    b"foo: bar",
+    b"xxevent: a",
+    b"data:{}",
+    b"",
+]
+"""Lines the fast path does not take (some make the event's data invalid JSON)."""
+
+
+@st.composite
+def api_streams(draw: st.DrawFn) -> tuple[bytes, int]:
+    """Events framed as the API frames them, with now and then something else; a max_size."""
+    eols = st.sampled_from([b"\n", b"\n", b"\n", b"\r\n"])
+    out = [_BOM] if draw(st.integers(0, 9)) == 0 else []
+    for _ in range(draw(st.integers(min_value=0, max_value=8))):
+        kind = draw(st.sampled_from(["delta", "delta", "delta", "ping", "future", "split", "bad"]))
+        text = draw(_TEXT)
+        if kind == "delta":
+            data = b'{"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"'
+            data += text + b'"}}'
+        elif kind == "ping":
+            data = b'{"type":"ping"}'
+        elif kind == "future":
+            data = b'{"type":"future","x":"' + text + b'"}'
+        elif kind == "split":  # two data lines, joined with "\n": still JSON
+            data = b'{"type":"future",\ndata: "x":"' + text + b'"}'
+            kind = "future"
+        else:
+            data = b'{"type":"content_block_delta","index":' + text
+        eol = draw(eols)
+        lines = [
+            b"event: " + (b"content_block_delta" if kind in ("delta", "bad") else kind.encode())
+        ]
+        lines += [b"data: " + data, b""]
+        if draw(st.integers(0, 4)) == 0:
+            lines.insert(draw(st.integers(0, 2)), draw(st.sampled_from(_ODD_LINES)))
+        elif draw(st.integers(0, 9)) == 0:
+            lines[0] = b"x" + lines[0]  # the field "xevent": no event line
+        out.append(b"".join(line.replace(b"\n", eol) + eol for line in lines))
+    unfinished = draw(st.booleans())
+    if out and unfinished:
+        out[-1] = out[-1].rstrip(b"\r\n")  # the body stops before the end of the last event
+    max_size = draw(st.sampled_from([1 << 20, 1 << 20, 300, 60]))
+    return b"".join(out), max_size
+
+
+def decode_calls(
+    chunks: Sequence[bytes], max_size: int, frames: bool
+) -> tuple[list[object], list[tuple[str | None, str, int | None]]]:
+    """Feed, then close, decoding each call's items as the streams do, until an SSE error.
+
+    Returns what each call decoded (its raw events, and the error that stopped it if
+    any), and all the SSE items as (event, data, retry), raw bytes decoded as feed() would.
+    """
+    decoder = SSEDecoder(max_size=max_size)
+    decoded: list[object] = []
+    items: list[tuple[str | None, str, int | None]] = []
+    for chunk in [*chunks, None]:
+        try:
+            if chunk is None:
+                got: list[ServerSentEvent | tuple[bytes, bytes]] = list(decoder.close())
+            else:
+                got = decoder.feed_frames(chunk) if frames else list(decoder.feed(chunk))
+        except APIResponseValidationError as exc:
+            decoded.append(("SSE error", str(exc)))
+            break
+        items += [
+            (i[0].decode("utf-8", "replace"), i[1].decode("utf-8", "replace"), None)
+            if isinstance(i, tuple)
+            else (i.event, i.data, i.retry)
+            for i in got
+        ]
+        out: list[RawMessageStreamEvent] = []
+        try:
+            decode_sse_events(got, out, at_end=chunk is None)
+        except APIError as exc:
+            decoded.append((out, type(exc), str(exc), getattr(exc, "body", None)))
+        else:
+            decoded.append(out)
+    return decoded, items
+
+
+@settings(max_examples=300, deadline=None)
+@given(case=api_streams(), points=cut_points)
+def test_feed_frames_decodes_as_feed_does(case: tuple[bytes, int], points: list[int]) -> None:
+    stream, max_size = case
+    for chunks in (cut(stream, points), [stream], [stream[i : i + 1] for i in range(len(stream))]):
+        by_feed = decode_calls(chunks, max_size, frames=False)
+        assert decode_calls(chunks, max_size, frames=True) == by_feed
+    events, raised = run(cut(stream, points), max_size)
+    assert (events, raised) == reference(stream, max_size)
+    assert by_feed[1] == [(e.event, e.data, e.retry) for e in events]

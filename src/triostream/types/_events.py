@@ -219,8 +219,13 @@ class _DerivedEvent(msgspec.Struct, omit_defaults=True, tag_field="type"):
     While the snapshot is not built, ``_source`` and ``_at`` say where it comes from;
     once read, they are cleared and the event encodes (``msgspec.json.encode``) and
     compares by its public fields only.  ``to_dict()`` builds the snapshot first.
-    It stays tracked by the garbage collector: through ``_source`` it can be part of a
-    reference cycle (a failed stream's error, its traceback, the events in its frames).
+
+    ``TextEvent`` and ``ThinkingEvent`` are not tracked by the garbage collector
+    (``gc=False``): they hold strings and a source that holds only strings, so no
+    reference cycle can pass through them, and a stream's log of them costs the
+    collector nothing.  ``InputJsonEvent`` stays tracked: its source is the block's
+    state in the accumulator, which can be part of a cycle (a failed stream's error,
+    its traceback, the events in its frames).
     """
 
     type: ClassVar[str]
@@ -252,7 +257,7 @@ class _DerivedEvent(msgspec.Struct, omit_defaults=True, tag_field="type"):
         return {"type": self.type, **{name: getattr(self, name) for name in self._fields}}
 
 
-class TextEvent(_DerivedEvent, tag="text"):
+class TextEvent(_DerivedEvent, tag="text", gc=False):
     """Text was added to a text block: ``text`` is the piece, ``snapshot`` the whole text so far."""
 
     type: ClassVar[Literal["text"]] = "text"
@@ -262,17 +267,13 @@ class TextEvent(_DerivedEvent, tag="text"):
     _source: SnapshotSource | None = None
     _at: int = 0
 
-    @classmethod
-    def _derived(cls, text: str, source: SnapshotSource, at: int) -> TextEvent:
-        return cls(text, None, source, at)
-
     @property
     def snapshot(self) -> str:
         """The block's whole text up to and including this piece (built on first read)."""
         return self._get_snapshot()  # type: ignore[no-any-return]
 
 
-class ThinkingEvent(_DerivedEvent, tag="thinking"):
+class ThinkingEvent(_DerivedEvent, tag="thinking", gc=False):
     """Thinking was added: ``thinking`` is the piece, ``snapshot`` all thinking so far."""
 
     type: ClassVar[Literal["thinking"]] = "thinking"
@@ -281,10 +282,6 @@ class ThinkingEvent(_DerivedEvent, tag="thinking"):
     _snapshot: str | None = msgspec.field(default=None, name="snapshot")
     _source: SnapshotSource | None = None
     _at: int = 0
-
-    @classmethod
-    def _derived(cls, thinking: str, source: SnapshotSource, at: int) -> ThinkingEvent:
-        return cls(thinking, None, source, at)
 
     @property
     def snapshot(self) -> str:
@@ -305,10 +302,6 @@ class InputJsonEvent(_DerivedEvent, tag="input_json"):
     _snapshot: Any = msgspec.field(default=None, name="snapshot")
     _source: SnapshotSource | None = None
     _at: int = 0
-
-    @classmethod
-    def _derived(cls, partial_json: str, source: SnapshotSource, at: int) -> InputJsonEvent:
-        return cls(partial_json, None, source, at)
 
     @property
     def snapshot(self) -> Any:
