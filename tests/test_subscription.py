@@ -38,6 +38,7 @@ from triostream import (
     SubscriptionStatistics,
     TextBlock,
 )
+from triostream._fanout import DEFAULT_MAX_LAG
 from triostream.sse import SSEDecoder
 from triostream.testing import Chunking, MockServer, Reply
 from triostream.types import decode_raw_event
@@ -267,7 +268,7 @@ async def test_receive_nowait_gives_what_has_arrived_and_nothing_more(
             await trio.testing.wait_all_tasks_blocked()
             with pytest.raises(trio.WouldBlock):
                 channel.receive_nowait()
-            assert channel.statistics() == stats(0, 64)
+            assert channel.statistics() == stats(0, DEFAULT_MAX_LAG)
             for number in range(1, len(reply.chunks)):
                 mock_clock.jump(1.0)
                 await trio.testing.wait_all_tasks_blocked()
@@ -361,12 +362,16 @@ async def test_clones_share_one_position(server: MockServer, client: AsyncAnthro
             second = first.clone()
             assert isinstance(second, Subscription)
             assert second is not first
-            assert first.statistics() == second.statistics() == stats(len(expected), 64, 2)
+            assert (
+                first.statistics()
+                == second.statistics()
+                == stats(len(expected), DEFAULT_MAX_LAG, 2)
+            )
 
             taken = await take(first, 3)
             assert await second.receive() == expected[3]  # where first left off
             assert await first.receive() == expected[4]
-            assert second.statistics() == stats(len(expected) - 5, 64, 2)
+            assert second.statistics() == stats(len(expected) - 5, DEFAULT_MAX_LAG, 2)
 
             # Closing one handle leaves the other working, from the shared position.
             first.close()
@@ -437,19 +442,21 @@ async def test_closing_a_handle_wakes_the_task_waiting_on_it_only(
                 waiters.start_soon(wait_on, "twin", twin)
                 await trio.testing.wait_all_tasks_blocked()
                 assert outcomes == {}
-                assert channel.statistics() == stats(0, 64, handles=2, waiting=2)
+                assert channel.statistics() == stats(0, DEFAULT_MAX_LAG, handles=2, waiting=2)
 
                 channel.close()
                 await trio.testing.wait_all_tasks_blocked()
                 assert outcomes == {"channel": trio.ClosedResourceError}
-                assert twin.statistics() == stats(0, 64, handles=1, waiting=1)  # still waiting
+                assert twin.statistics() == stats(
+                    0, DEFAULT_MAX_LAG, handles=1, waiting=1
+                )  # still waiting
 
                 await twin.aclose()
             assert outcomes == {
                 "channel": trio.ClosedResourceError,
                 "twin": trio.ClosedResourceError,
             }
-            assert twin.statistics() == stats(0, 64, handles=0, waiting=0)
+            assert twin.statistics() == stats(0, DEFAULT_MAX_LAG, handles=0, waiting=0)
 
     await assert_nothing_left(client, server)
 
@@ -698,11 +705,11 @@ async def test_aclose_while_a_subscriber_waits_ends_its_channel(
                 subscribers.start_soon(subscriber, channel)
                 while len(received) < STALL_AFTER:
                     await trio.testing.wait_all_tasks_blocked()
-                assert channel.statistics() == stats(0, 64, waiting=1)
+                assert channel.statistics() == stats(0, DEFAULT_MAX_LAG, waiting=1)
                 assert outcomes == []  # waiting for the stalled server
                 await stream.aclose()
             assert outcomes == ["ended"]  # an end, not an error
-            assert channel.statistics() == stats(0, 64, waiting=0)
+            assert channel.statistics() == stats(0, DEFAULT_MAX_LAG, waiting=0)
             with pytest.raises(trio.EndOfChannel):
                 await channel.receive()
             with pytest.raises(trio.ClosedResourceError):

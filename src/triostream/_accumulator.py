@@ -412,19 +412,31 @@ class MessageAccumulator:
         error is raised, so nothing that arrived is lost.
         """
         feed_into = self.feed_into
+        append = out.append
         states = self._states
+        streaming = self._error is None and not self._done
         for event in events:
-            # The hot path (a delta for an open block) inline; everything else, and every
-            # error, goes through feed_into.
-            if type(event) is RawContentBlockDeltaEvent and self._error is None and not self._done:
+            # The hot path (a delta for an open block, a text delta above all) inline;
+            # everything else, and every error, goes through feed_into.
+            if streaming and type(event) is RawContentBlockDeltaEvent:
                 index = event.index
                 if 0 <= index < len(states):
                     state = states[index]
                     if not state.stopped:
-                        out.append(event)
-                        state.apply(event.delta, out)
+                        append(event)
+                        delta = event.delta
+                        if type(delta) is TextDelta and type(state) is _TextState:
+                            text = state.text
+                            pieces = text.pieces
+                            pieces.append(delta.text)
+                            if not state.dirty:
+                                state._touch()
+                            append(TextEvent(delta.text, None, text, len(pieces)))
+                        else:
+                            state.apply(delta, out)
                         continue
             feed_into(event, out)
+            streaming = self._error is None and not self._done
 
     def feed_into(self, event: RawMessageStreamEvent, out: Out) -> None:
         """Apply one raw event, appending what to hand on to ``out``."""

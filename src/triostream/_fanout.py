@@ -49,6 +49,7 @@ class EventLog:
     __slots__ = (
         "__weakref__",
         "_changed",
+        "_check_at",
         "_error",
         "_max_lag",
         "_progress",
@@ -67,8 +68,11 @@ class EventLog:
         self._error: BaseException | None = None
         self._changed = trio.lowlevel.ParkingLot()
         self._progress = trio.lowlevel.ParkingLot()
-        self._readers: weakref.WeakSet[_Cursor] = weakref.WeakSet()
+        # Weak references: a reader dropped without closing stops counting when collected.
+        self._readers: list[weakref.ref[_Cursor]] = []
         self._max_lag = max_lag
+        # The log's length up to which no reader can be over its limit.
+        self._check_at: float = -1
 
     # --- the writer (the accumulator task) ------------------------------------------------
 
@@ -81,12 +85,30 @@ class EventLog:
 
     async def wait_for_readers(self) -> None:
         """Wait while any live reader is further behind than its limit."""
+        if len(self.events) <= self._check_at:
+            return  # no reader can be over its limit yet (see _someone_lags)
         while not self.finished and self._someone_lags():
             await self._progress.park()
 
     def _someone_lags(self) -> bool:
+        # Readers only move forward, so when none lags, the log can grow by the smallest
+        # slack (limit minus lag) before one might: no need to look again until then.
         end = len(self.events)
-        return any(end - cursor.position > cursor.limit for cursor in self._readers)
+        slack = math.inf
+        gone = False
+        for ref in self._readers:
+            cursor = ref()
+            if cursor is None:
+                gone = True
+                continue
+            room = cursor.limit - (end - cursor.position)
+            if room < 0:
+                return True
+            slack = min(slack, room)
+        if gone:
+            self._readers = [ref for ref in self._readers if ref() is not None]
+        self._check_at = end + slack
+        return False
 
     def finish(self, error: BaseException | None = None, *, closed: bool = False) -> None:
         """The stream ended: completed (no error), failed (``error``) or was ``closed``."""
@@ -126,10 +148,11 @@ class EventLog:
             await self._changed.park()
 
     def _follow(self, cursor: _Cursor) -> None:
-        self._readers.add(cursor)
+        self._readers.append(weakref.ref(cursor))
+        self._check_at = -1  # a new reader starts behind: look at the lags again
 
     def _forget(self, cursor: _Cursor) -> None:
-        self._readers.discard(cursor)
+        self._readers = [ref for ref in self._readers if _alive_and_not(ref, cursor)]
         if self._progress:
             self._progress.unpark_all()
 
@@ -148,6 +171,11 @@ class EventLog:
                 return False
             await self._changed.park()
         return True
+
+
+def _alive_and_not(ref: weakref.ref[_Cursor], cursor: _Cursor) -> bool:
+    target = ref()
+    return target is not None and target is not cursor
 
 
 class _Cursor:
@@ -307,6 +335,8 @@ class Subscription(trio.abc.ReceiveChannel[MessageStreamEvent]):
     rather than losing events; a closed (or garbage-collected) subscription no
     longer holds it back.
     """
+
+    __slots__ = ("__weakref__", "_closed", "_cursor", "_events", "_log")
 
     def __init__(self, log: EventLog, max_buffer_size: float) -> None:
         if max_buffer_size != math.inf and not isinstance(max_buffer_size, int):

@@ -26,7 +26,7 @@ import trio
 from . import _http
 from ._accumulator import MessageAccumulator
 from ._exceptions import APIError, APITimeoutError, IncompleteStreamError
-from ._fanout import EventLog, EventReader, Subscription, TextReader
+from ._fanout import DEFAULT_MAX_LAG, EventLog, EventReader, Subscription, TextReader
 from ._views import StreamViews, final_text
 from ._wire import decode_sse_events
 from .sse import SSEDecoder
@@ -95,7 +95,7 @@ class AsyncMessageStream(StreamViews):
         """The text deltas, as strings; each access starts from the first one."""
         return TextReader(self._log)
 
-    def subscribe(self, max_buffer_size: float = 64) -> Subscription:
+    def subscribe(self, max_buffer_size: float = DEFAULT_MAX_LAG) -> Subscription:
         """A new receive channel with every event from ``message_start`` on.
 
         A :class:`Subscription` is a ``trio.abc.ReceiveChannel`` that works like
@@ -104,7 +104,10 @@ class AsyncMessageStream(StreamViews):
         (``trio.EndOfChannel``) after the last event, however the stream ended;
         ``until_done()`` / ``get_final_message()`` tell how.  A subscriber that
         falls more than ``max_buffer_size`` events behind slows the stream instead
-        of losing events.
+        of losing events (the default, 1024, is what ``async for`` readers get).
+        The stream keeps every event anyway (for late joiners), so a larger value
+        costs no memory; a small one makes the stream wait for this subscriber
+        after every network chunk.
 
         It costs what an ``async for`` reader costs: events already received are
         handed out without a checkpoint (a memory channel would take one per

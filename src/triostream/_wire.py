@@ -88,8 +88,17 @@ def decode_sse_events(
     of the body; one that does not decode was cut off, which makes the stream
     incomplete (:class:`IncompleteStreamError`) rather than invalid.
     """
-    append = out.append
     decode = _event_decoder.decode
+    if type(items) is list and items and type(items[0]) is tuple:
+        # The common case: every item a (name, data) frame of a known event.  Anything
+        # else, or any failure, goes the careful way below, from the first item again.
+        try:
+            out.extend([decode(data) for name, data in items if name != b"ping"])
+        except (TypeError, *_DECODE_FAILURES):
+            pass
+        else:
+            return out
+    append = out.append
     data: str | bytes
     for item in items:
         if isinstance(item, tuple):
