@@ -45,6 +45,8 @@ class Plan:
     concurrency: tuple[int, ...]
     concurrency_deltas: int
     concurrency_rounds: int
+    concurrency_passes: int
+    """tracemalloc peak passes per consumer and count (one live pass besides)."""
     sections: tuple[str, ...]
 
     def specs(self) -> list[StreamSpec]:
@@ -69,6 +71,7 @@ FULL = Plan(
     concurrency=(10, 100, 1000),
     concurrency_deltas=200,
     concurrency_rounds=3,
+    concurrency_passes=3,
     sections=SECTIONS,
 )
 QUICK = Plan(
@@ -83,6 +86,7 @@ QUICK = Plan(
     concurrency=(10, 100),
     concurrency_deltas=100,
     concurrency_rounds=2,
+    concurrency_passes=3,
     sections=SECTIONS,
 )
 
@@ -161,7 +165,12 @@ async def _run(plan: Plan, base_url: str, results: Results) -> None:
     if "concurrency" in plan.sections:
         _log(f"concurrency: {plan.concurrency} streams")
         results.concurrency = await concurrency.run_concurrency(
-            base_url, plan.concurrency, plan.concurrency_deltas, plan.concurrency_rounds, _log
+            base_url,
+            plan.concurrency,
+            plan.concurrency_deltas,
+            plan.concurrency_rounds,
+            _log,
+            passes=plan.concurrency_passes,
         )
 
 
@@ -201,6 +210,7 @@ def main(argv: list[str] | None = None) -> int:
             "concurrency": list(plan.concurrency),
             "concurrency_deltas": plan.concurrency_deltas,
             "concurrency_rounds": plan.concurrency_rounds,
+            "concurrency_passes": plan.concurrency_passes,
             "scaling_sizes": list(plan.scaling_sizes),
             "scaling_rounds": plan.scaling_rounds,
         },

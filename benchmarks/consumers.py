@@ -102,9 +102,15 @@ class Consumer:
         raise NotImplementedError
 
     def limits(self) -> httpx.Limits:
-        """Pool limits big enough for ``max_connections`` concurrent streams, all kept alive."""
+        """Pool limits for ``max_connections`` concurrent streams, all kept alive, never expiring.
+
+        (With httpx's default expiry of 5 s, a consumer whose turn comes after a slow
+        one would reconnect, and pay a TCP handshake inside its timing.)
+        """
         return httpx.Limits(
-            max_connections=self.max_connections, max_keepalive_connections=self.max_connections
+            max_connections=self.max_connections,
+            max_keepalive_connections=self.max_connections,
+            keepalive_expiry=None,
         )
 
 

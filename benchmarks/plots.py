@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -118,45 +118,55 @@ def plot_scaling(result: ScalingResult, path: Path) -> None:
     plt.close(fig)
 
 
+def _of(
+    runs: Sequence[ConcurrencyRun], kind: str, n: int, figure: Callable[[ConcurrencyRun], float]
+) -> list[float]:
+    return [figure(r) for r in runs if r.streams == n and r.kind == kind]
+
+
 def plot_concurrency(runs: Sequence[ConcurrencyRun], path: Path) -> None:
-    """Throughput and peak memory per stream against the number of concurrent streams."""
+    """Throughput, and memory per stream (peak and live), against the number of streams."""
     plt = _pyplot()
-    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4.2))
+    fig, (left, right) = plt.subplots(1, 2, figsize=(12, 4.6))
     names = sorted({r.consumer for r in runs})
     for name in names:
-        counts = sorted({r.streams for r in runs if r.consumer == name})
+        color = _COLORS.get(name)
+        mine = [r for r in runs if r.consumer == name]
+        counts = sorted({r.streams for r in mine})
         rate = [
-            summarize(
-                [
-                    r.events_per_second
-                    for r in runs
-                    if r.consumer == name and r.streams == n and r.round >= 0
-                ]
-            ).median
+            summarize(_of(mine, "timed", n, lambda r: r.events_per_second)).median for n in counts
+        ]
+        left.plot(counts, rate, "o-", label=name, color=color)
+        peaks = [
+            summarize(_of(mine, "peak", n, lambda r: r.memory_per_stream / 1024)) for n in counts
+        ]
+        right.errorbar(
+            counts,
+            [p.median for p in peaks],
+            yerr=[[p.median - p.low for p in peaks], [p.high - p.median for p in peaks]],
+            fmt="o-",
+            capsize=3,
+            color=color,
+            label=f"{name}: peak (median, min-max)",
+        )
+        live = [
+            summarize(_of(mine, "live", n, lambda r: r.memory_per_stream / 1024)).median
             for n in counts
         ]
-        memory = [
-            next(
-                (
-                    r.memory / n / 1024
-                    for r in runs
-                    if r.consumer == name and r.streams == n and r.round < 0
-                ),
-                float("nan"),
-            )
-            for n in counts
-        ]
-        left.plot(counts, rate, "o-", label=name, color=_COLORS.get(name))
-        right.plot(counts, memory, "o-", label=name, color=_COLORS.get(name))
+        right.plot(counts, live, "s--", color=color, alpha=0.8, label=f"{name}: live")
+    every = sorted({r.streams for r in runs})
     for ax in (left, right):
         ax.set_xscale("log")
+        ax.set_xticks(every, [f"{n:,}" for n in every])
+        ax.xaxis.set_minor_formatter(plt.NullFormatter())
         ax.set_xlabel("concurrent streams")
         ax.grid(which="both", alpha=0.3)
         ax.legend(fontsize=8)
     left.set_ylabel("wire events per second (all streams)")
     left.set_title("Throughput")
-    right.set_ylabel("peak memory growth per stream (KiB)")
-    right.set_title("Memory per stream (tracemalloc peak)")
+    right.set_ylim(bottom=0)
+    right.set_ylabel("KiB per stream (tracemalloc)")
+    right.set_title("Memory per stream: peak growth; live = held, read to the end")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)

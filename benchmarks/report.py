@@ -10,11 +10,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .concurrency import ConcurrencyRun, concurrency_spec
-from .measure import Run, summarize
+from .concurrency import PER_POOL, ConcurrencyRun, concurrency_spec, memory_ratios
+from .measure import Run, sig, summarize
 from .scaling import ScalingResult
 from .streams import StreamSpec
-from .targets import FLOOR, Check, check_targets, paired_ratios
+from .targets import FLOOR, TRIO, Check, check_targets, paired_ratios
 
 __all__ = ["Results", "write_report"]
 
@@ -56,7 +56,8 @@ def _target_rows(checks: Sequence[Check]) -> list[list[str]]:
         figure = check.figure.fmt(3, check.suffix)
         if check.estimated:
             figure += " (SDK est.)"
-        rows.append([check.target, check.where, figure, check.goal, f"**{check.verdict}**"])
+        verdict = check.verdict if check.informational else f"**{check.verdict}**"
+        rows.append([check.target, check.where, figure, check.goal, verdict])
     return rows
 
 
@@ -160,27 +161,42 @@ def _scaling_table(result: ScalingResult) -> list[str]:
     return [*lines, ""]
 
 
+def _kib(value: float) -> str:
+    return "-" if math.isnan(value) else sig(value / 1024, 3)
+
+
 def _concurrency_table(runs: Sequence[ConcurrencyRun]) -> list[str]:
-    rows = []
+    rows, ratio_rows = [], []
     counts = sorted({r.streams for r in runs})
     names = sorted({r.consumer for r in runs})
     for n in counts:
         for name in names:
-            timed = [r for r in runs if r.consumer == name and r.streams == n and r.round >= 0]
-            traced = [r for r in runs if r.consumer == name and r.streams == n and r.round < 0]
+            mine = [r for r in runs if r.consumer == name and r.streams == n]
+            timed = [r for r in mine if r.kind == "timed"]
             if not timed:
                 continue
-            memory = traced[0].memory if traced else math.nan
+            peak = summarize([r.memory_per_stream / 1024 for r in mine if r.kind == "peak"])
+            live = [r.memory_per_stream for r in mine if r.kind == "live"]
             rows.append(
                 [
                     f"{n:,}",
                     name,
-                    f"{sum(r.completed for r in timed + traced)}/{n * len(timed + traced)}",
+                    f"{sum(r.completed for r in mine)}/{n * len(mine)}",
                     summarize([r.events_per_second / 1000 for r in timed]).fmt(3),
                     summarize([r.cpu_per_event_us for r in timed]).fmt(3),
                     summarize([r.wall for r in timed]).fmt(3),
-                    _mem(memory),
-                    _mem(memory / n),
+                    peak.fmt(3),
+                    _kib(live[0]) if live else "-",
+                ]
+            )
+        if TRIO in names and FLOOR in names:
+            peak_ratios = memory_ratios(runs, n, "peak", TRIO, FLOOR)
+            live_ratios = memory_ratios(runs, n, "live", TRIO, FLOOR)
+            ratio_rows.append(
+                [
+                    f"{n:,}",
+                    summarize(peak_ratios).fmt(3, "x"),
+                    summarize(live_ratios).fmt(3, "x"),
                 ]
             )
     header = [
@@ -190,10 +206,19 @@ def _concurrency_table(runs: Sequence[ConcurrencyRun]) -> list[str]:
         "k events/s",
         "CPU µs/event",
         "wall s",
-        "peak memory",
-        "per stream",
+        "peak KiB/stream (median, min-max)",
+        "live KiB/stream",
     ]
-    return [*_table(header, rows), ""]
+    lines = [*_table(header, rows), ""]
+    if ratio_rows:
+        lines += [
+            "triostream's memory per stream / the floor's (peak: paired pass by pass, "
+            "median and min-max):",
+            "",
+            *_table(["streams", "peak", "live"], ratio_rows),
+            "",
+        ]
+    return lines
 
 
 def write_report(results: Results, out: Path) -> Path:
@@ -300,11 +325,28 @@ def write_report(results: Results, out: Path) -> Path:
             "## Concurrent streams in one process",
             "",
             f"Each stream: {spec.label}, {spec.chunking_label} ({spec.wire_events} events). "
-            "triostream: one `AsyncAnthropic`, every `open_message_stream` in one nursery; "
-            "the floor: one `httpx.AsyncClient`, one task per stream. Both pools hold every "
-            "stream's connection (`httpx.Limits`), opened by an untimed round first. "
-            f"{cfg['concurrency_rounds']} timed rounds per count, then one tracemalloc pass "
-            "for memory. Throughput is wire events per wall second over all streams.",
+            "triostream: `AsyncAnthropic` clients, every `open_message_stream` in one nursery; "
+            "the floor: `httpx.AsyncClient`s, one task per stream. All in one process, with "
+            f"**one httpx pool per {PER_POOL} streams** (stream i on client i % k, "
+            f"k = ceil(streams / {PER_POOL})) for both: on every request added to or removed "
+            "from a pool, httpcore spends idle connections x connections, which at 100 "
+            "connections a pool would dominate the figures. Connections are opened by an "
+            "untimed round first and kept (no keep-alive expiry: with httpx's 5 s default, "
+            "long passes would reconnect every stream). "
+            f"Per count: {cfg['concurrency_rounds']} timed rounds (throughput is wire "
+            "events per wall second over all streams), then "
+            f"{cfg.get('concurrency_passes', 1)} tracemalloc passes per consumer, "
+            "interleaved, then one live pass per consumer.",
+            "",
+            "- **peak**: growth of the tracemalloc peak over one pass, per stream (median, "
+            "min-max over the passes). It depends on how the streams overlap in time (how many "
+            "are alive, with everything received, when it is reached), so it can vary from "
+            "pass to pass; triostream / floor is paired pass by pass.",
+            "- **live**: every stream open at once and read to its end (triostream: every "
+            "event and the final message; the floor: every event decoded), held at a barrier "
+            "until the last arrives; the memory traced then, per stream. Deterministic, and "
+            "triostream's worst case: it keeps the whole message and the event log (for late "
+            "subscribers), the floor keeps nothing.",
             "",
         ]
         lines += _concurrency_table(results.concurrency)
