@@ -176,6 +176,42 @@ class _ThinkingState(_BlockState):
         self.block.thinking = self.thinking.text_at(len(self.thinking.pieces))
 
 
+class _ToolInput:
+    """A tool input's JSON text as it streams in, and its best parse at any point so far.
+
+    The snapshot source of ``InputJsonEvent``: it references only the pieces, the
+    parser's values and the block's initial input (no accumulator), so those events
+    (``gc=False`` Structs) are not part of a reference cycle unless one is built
+    into a snapshot by hand.
+    """
+
+    __slots__ = ("fed", "initial_input", "length", "parser", "pieces")
+
+    def __init__(self, initial_input: Any) -> None:
+        self.pieces: list[str] = []
+        self.length = 0
+        self.fed = 0
+        self.parser = PartialJSONParser(max_depth=TOOL_INPUT_MAX_DEPTH)
+        self.initial_input = initial_input
+
+    def caught_up(self) -> PartialJSONParser:
+        """The parser, fed every piece received so far."""
+        parser = self.parser
+        pieces = self.pieces
+        for position in range(self.fed, len(pieces)):
+            parser.feed(pieces[position])
+        self.fed = len(pieces)
+        return parser
+
+    def snapshot_at(self, position: int) -> Any:
+        """The best parse of the first ``position`` characters (partial strings included)."""
+        if position == self.length:
+            value = self.caught_up().snapshot(partial_strings=True)
+        else:
+            value = parse_partial("".join(self.pieces)[:position], partial_strings=True)
+        return self.initial_input if value is None else value
+
+
 class _ToolInputState(_BlockState):
     """A block whose ``input`` streams in as JSON text (tool_use, server_tool_use, ...).
 
@@ -184,15 +220,11 @@ class _ToolInputState(_BlockState):
     decoded once by msgspec, and the parser looks closer only if that fails.
     """
 
-    __slots__ = ("fed", "initial_input", "length", "parser", "pieces")
+    __slots__ = ("input",)
 
     def __init__(self, owner: MessageAccumulator, index: int, block: ContentBlock) -> None:
         super().__init__(owner, index, block)
-        self.pieces: list[str] = []
-        self.length = 0
-        self.fed = 0
-        self.parser = PartialJSONParser(max_depth=TOOL_INPUT_MAX_DEPTH)
-        self.initial_input = self._get_input()
+        self.input = _ToolInput(self._get_input())
 
     def _get_input(self) -> Any:
         block = self.block
@@ -211,44 +243,31 @@ class _ToolInputState(_BlockState):
         if type(delta) is InputJSONDelta:
             assert isinstance(delta, InputJSONDelta)
             piece = delta.partial_json
-            self.pieces.append(piece)
-            self.length += len(piece)
+            tool_input = self.input
+            tool_input.pieces.append(piece)
+            tool_input.length += len(piece)
             if not self.dirty:
                 self._touch()
-            out.append(InputJsonEvent(piece, None, self, self.length))
-
-    def _caught_up(self) -> PartialJSONParser:
-        """The parser, fed every piece received so far."""
-        parser = self.parser
-        pieces = self.pieces
-        for position in range(self.fed, len(pieces)):
-            parser.feed(pieces[position])
-        self.fed = len(pieces)
-        return parser
-
-    def snapshot_at(self, position: int) -> Any:
-        if position == self.length:
-            value = self._caught_up().snapshot(partial_strings=True)
-        else:
-            value = parse_partial("".join(self.pieces)[:position], partial_strings=True)
-        return self.initial_input if value is None else value
+            out.append(InputJsonEvent(piece, None, tool_input, tool_input.length))
 
     def flush(self) -> None:
-        if self.length:
-            self._set_input(self.snapshot_at(self.length))
+        tool_input = self.input
+        if tool_input.length:
+            self._set_input(tool_input.snapshot_at(tool_input.length))
 
     def finish(self, *, complete: bool) -> None:
-        text = "".join(self.pieces)
+        tool_input = self.input
+        text = "".join(tool_input.pieces)
         if isinstance(self.block, (ToolUseBlock, ServerToolUseBlock)):
             self.block.__dict__["_input_json"] = text
         if not text.strip():
-            self._set_input(self.initial_input)
+            self._set_input(tool_input.initial_input)
             return
         if not complete:
             # The message ended without this block's stop (e.g. max_tokens): keep the best
             # parse of what arrived, without a half-received trailing string.
-            value = self._caught_up().snapshot(partial_strings=False)
-            self._set_input(self.initial_input if value is None else value)
+            value = tool_input.caught_up().snapshot(partial_strings=False)
+            self._set_input(tool_input.initial_input if value is None else value)
             return
         try:
             value = _decode_json(text)
@@ -257,7 +276,7 @@ class _ToolInputState(_BlockState):
         if isinstance(value, dict):
             self._set_input(value)
             return
-        parser = self._caught_up()
+        parser = tool_input.caught_up()
         reason = parser.error or (
             f"expected a JSON object, got {type(value).__name__}"
             if parser.complete
@@ -269,7 +288,7 @@ class _ToolInputState(_BlockState):
             body=text,
         )
         best = parser.snapshot(partial_strings=False)
-        self._set_input(best if isinstance(best, dict) else self.initial_input)
+        self._set_input(best if isinstance(best, dict) else tool_input.initial_input)
 
     def _get_name(self) -> str:
         block = self.block

@@ -465,3 +465,47 @@ def test_an_error_after_message_stop_does_not_take_the_message_back() -> None:
     with pytest.raises(OverloadedError):
         acc.feed(decode_raw_event(json.dumps(event)))
     assert acc.final_message().content[0].text == "done"  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize("kind", ["text", "tool"])
+def test_a_failed_stream_and_its_error_are_collected(kind: str) -> None:
+    """Derived events are untracked by the GC: no reference cycle may pass through them.
+
+    The error's traceback holds the frame whose ``out`` holds the derived events, whose
+    snapshot source must not lead back to the accumulator (the error is stored on it):
+    if it did, the cycle would go through an untracked object and never be collected.
+    """
+    import gc
+    import weakref
+
+    if kind == "text":
+        deltas = [text_delta(0, f"piece {i} ") for i in range(50)]
+        start = block_start(0, {"type": "text", "text": ""})
+    else:
+        deltas = [json_delta(0, piece) for piece in ['{"city": ', '"Par', 'is", "n": [1, ', "2"]]
+        start = block_start(0, {"type": "tool_use", "id": "t1", "name": "w", "input": {}})
+    overloaded = {"type": "error", "error": {"type": "overloaded_error", "message": "Overloaded"}}
+    raws = [
+        decode_raw_event(msgspec.json.encode(e))
+        for e in [message_start(), start, *deltas, overloaded]
+    ]
+
+    def fail() -> tuple[weakref.ref[MessageAccumulator], list[MessageStreamEvent]]:
+        acc = MessageAccumulator()
+        out: list[MessageStreamEvent] = []
+        with pytest.raises(OverloadedError) as info:
+            acc.feed_all(raws, out)
+        assert acc.error is info.value  # the accumulator -> error -> traceback -> frame cycle
+        derived = [e for e in out if isinstance(e, (TextEvent, InputJsonEvent))]
+        assert len(derived) == len(deltas)
+        return weakref.ref(acc), derived
+
+    gc.collect()
+    ref, derived = fail()
+    gc.collect()  # the events are alive (and their snapshots not read yet)
+    assert ref() is None
+    snapshots = [event.snapshot for event in derived]  # built from the source alone
+    assert snapshots[-1] in (
+        "".join(f"piece {i} " for i in range(50)),
+        {"city": "Paris", "n": [1, 2]},
+    )

@@ -220,12 +220,12 @@ class _DerivedEvent(msgspec.Struct, omit_defaults=True, tag_field="type"):
     once read, they are cleared and the event encodes (``msgspec.json.encode``) and
     compares by its public fields only.  ``to_dict()`` builds the snapshot first.
 
-    ``TextEvent`` and ``ThinkingEvent`` are not tracked by the garbage collector
-    (``gc=False``): they hold strings and a source that holds only strings, so no
-    reference cycle can pass through them, and a stream's log of them costs the
-    collector nothing.  ``InputJsonEvent`` stays tracked: its source is the block's
-    state in the accumulator, which can be part of a cycle (a failed stream's error,
-    its traceback, the events in its frames).
+    ``TextEvent``, ``ThinkingEvent`` and ``InputJsonEvent`` are not tracked by the
+    garbage collector (``gc=False``), so a stream's log of them costs the collector
+    nothing: their source holds only the block's pieces
+    (and, for tool input, the parser's values), never the accumulator, so no
+    reference cycle passes through them.  (Do not store an ``InputJsonEvent`` inside
+    its own ``snapshot``: that cycle would never be collected.)
     """
 
     type: ClassVar[str]
@@ -289,7 +289,7 @@ class ThinkingEvent(_DerivedEvent, tag="thinking", gc=False):
         return self._get_snapshot()  # type: ignore[no-any-return]
 
 
-class InputJsonEvent(_DerivedEvent, tag="input_json"):
+class InputJsonEvent(_DerivedEvent, tag="input_json", gc=False):
     """A piece of tool input arrived: ``partial_json`` is the piece, ``snapshot`` the value so far.
 
     ``snapshot`` is the best parse of the JSON so far, partial strings included
