@@ -39,11 +39,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
-import msgspec
 import trio
 import trio.testing
 
-from .consumers import Consumer, Floor, Outcome, TriostreamSingle, request_params
+from .consumers import Consumer, Floor, Outcome, TriostreamSingle
 from .measure import verify
 from .streams import StreamSpec
 
@@ -148,52 +147,14 @@ class _Barrier:
         self._released.set()
 
 
-async def _floor_held(consumer: Floor, spec: StreamSpec, barrier: _Barrier) -> Outcome:
-    """The floor's read (as :meth:`Floor.consume`), then the barrier with the response open."""
-    body = msgspec.json.encode({**request_params(spec), "stream": True})
-    decode = msgspec.json.decode
-    count = 0
-    async with consumer._http.stream(
-        "POST", consumer._url, headers=consumer._headers, content=body
-    ) as response:
-        tail = b""
-        async for chunk in response.aiter_raw():
-            if tail:
-                chunk = tail + chunk
-            parts = chunk.split(b"\n\n")
-            tail = parts.pop()
-            for part in parts:
-                start = part.find(b"data: ")
-                decode(memoryview(part)[start + 6 :])
-                count += 1
-        await barrier.arrive()
-    return Outcome(count)
-
-
-async def _triostream_held(
-    consumer: TriostreamSingle, nursery: trio.Nursery, spec: StreamSpec, barrier: _Barrier
-) -> Outcome:
-    """triostream's read (as :meth:`TriostreamSingle.consume_in`), then the barrier, stream open."""
-    async with consumer._open_stream(
-        nursery, client=consumer._client, **request_params(spec)
-    ) as stream:
-        count = 0
-        async for _ in stream:
-            count += 1
-        message = await stream.get_final_message()
-        await barrier.arrive()
-    return Outcome(count, message)
-
-
 async def _consume(
     consumer: Consumer, nursery: trio.Nursery, spec: StreamSpec, barrier: _Barrier | None
 ) -> Outcome:
+    hold = None if barrier is None else barrier.arrive
     if isinstance(consumer, TriostreamSingle):
-        if barrier is None:
-            return await consumer.consume_in(nursery, spec)
-        return await _triostream_held(consumer, nursery, spec, barrier)
-    if isinstance(consumer, Floor) and barrier is not None:
-        return await _floor_held(consumer, spec, barrier)
+        return await consumer.consume_in(nursery, spec, hold)
+    if isinstance(consumer, Floor):
+        return await consumer.read(spec, hold)
     return await consumer.consume(spec)
 
 

@@ -15,7 +15,7 @@ clock has stopped.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -138,6 +138,12 @@ class Floor(Consumer):
 
     async def consume(self, spec: StreamSpec, budget: float | None = None) -> Outcome:
         """POST, then split the body on blank lines and decode each ``data:`` line."""
+        return await self.read(spec)
+
+    async def read(
+        self, spec: StreamSpec, hold: Callable[[], Awaitable[None]] | None = None
+    ) -> Outcome:
+        """:meth:`consume`; ``hold`` (if given) is awaited at the end, the response still open."""
         body = msgspec.json.encode({**request_params(spec), "stream": True})
         decode = msgspec.json.decode
         count = 0
@@ -154,6 +160,8 @@ class Floor(Consumer):
                     start = part.find(b"data: ")
                     decode(memoryview(part)[start + 6 :])
                     count += 1
+            if hold is not None:
+                await hold()
         return Outcome(count)
 
 
@@ -191,8 +199,16 @@ class TriostreamSingle(_Triostream):
         async with trio.open_nursery() as nursery:
             return await self.consume_in(nursery, spec)
 
-    async def consume_in(self, nursery: trio.Nursery, spec: StreamSpec) -> Outcome:
-        """The same, with the stream's tasks in ``nursery`` (shared by concurrent streams)."""
+    async def consume_in(
+        self,
+        nursery: trio.Nursery,
+        spec: StreamSpec,
+        hold: Callable[[], Awaitable[None]] | None = None,
+    ) -> Outcome:
+        """The same, with the stream's tasks in ``nursery`` (shared by concurrent streams).
+
+        ``hold`` (if given) is awaited at the end, the stream still open.
+        """
         async with self._open_stream(
             nursery, client=self._client, **request_params(spec)
         ) as stream:
@@ -200,6 +216,8 @@ class TriostreamSingle(_Triostream):
             async for _ in stream:
                 count += 1
             message = await stream.get_final_message()
+            if hold is not None:
+                await hold()
         return Outcome(count, message)
 
 

@@ -213,7 +213,21 @@ def _wake_writer_soon(token: trio.lowlevel.TrioToken, log_ref: weakref.ref[Event
         pass
 
 
-class EventReader(_Cursor):
+class _Reader(_Cursor):
+    """What the two async-iterator readers share: the default limit, and ``aclose``."""
+
+    __slots__ = ()
+
+    def __init__(self, log: EventLog) -> None:
+        super().__init__(log, log._max_lag)
+
+    async def aclose(self) -> None:
+        """Stop following the stream (it no longer waits for this reader)."""
+        self._log._forget(self)
+        await trio.lowlevel.checkpoint()
+
+
+class EventReader(_Reader):
     """An async iterator over a stream's events from ``message_start`` on.
 
     At the end it raises ``StopAsyncIteration`` when the stream completed, the
@@ -226,9 +240,6 @@ class EventReader(_Cursor):
     """
 
     __slots__ = ()
-
-    def __init__(self, log: EventLog) -> None:
-        super().__init__(log, log._max_lag)
 
     def __aiter__(self) -> EventReader:
         return self
@@ -245,19 +256,11 @@ class EventReader(_Cursor):
             return events[position]
         raise await _ending(self._log)
 
-    async def aclose(self) -> None:
-        """Stop following the stream (it no longer waits for this reader)."""
-        self._log._forget(self)
-        await trio.lowlevel.checkpoint()
 
-
-class TextReader(_Cursor):
+class TextReader(_Reader):
     """An async iterator over the text deltas of a stream, as strings (see :class:`EventReader`)."""
 
     __slots__ = ()
-
-    def __init__(self, log: EventLog) -> None:
-        super().__init__(log, log._max_lag)
 
     def __aiter__(self) -> TextReader:
         return self
@@ -276,11 +279,6 @@ class TextReader(_Cursor):
             self.position = position
             if not await self._log._wait_past(self):
                 raise await _ending(self._log)
-
-    async def aclose(self) -> None:
-        """Stop following the stream (it no longer waits for this reader)."""
-        self._log._forget(self)
-        await trio.lowlevel.checkpoint()
 
 
 async def _ending(log: EventLog) -> BaseException:
@@ -348,36 +346,37 @@ class Subscription(trio.abc.ReceiveChannel[MessageStreamEvent]):
         self._cursor = _SubscriptionCursor(log, max_buffer_size)
         self._closed = False
 
-    def receive_nowait(self) -> MessageStreamEvent:
-        """The next event; ``trio.WouldBlock`` if none is waiting, ``EndOfChannel`` at the end."""
+    def _take(self) -> MessageStreamEvent | None:
+        """The next event if one is waiting, else None (the writer is told this one caught up)."""
         if self._closed:
             raise trio.ClosedResourceError("this subscription was closed")
         cursor = self._cursor
         position = cursor.position
-        events = self._events
-        if position < len(events):
+        if position < len(self._events):
             cursor.position = position + 1
-            return events[position]
-        log = self._log
-        if log.finished:
+            return self._events[position]
+        progress = self._log._progress
+        if progress:  # the writer may be waiting for this subscription
+            progress.unpark_all()
+        return None
+
+    def receive_nowait(self) -> MessageStreamEvent:
+        """The next event; ``trio.WouldBlock`` if none is waiting, ``EndOfChannel`` at the end."""
+        event = self._take()
+        if event is not None:
+            return event
+        if self._log.finished:
             raise trio.EndOfChannel
-        if log._progress:  # caught up: the writer may be waiting for this subscription
-            log._progress.unpark_all()
         raise trio.WouldBlock
 
     async def receive(self) -> MessageStreamEvent:
         """The next event, waiting for it if needed; ``EndOfChannel`` once the stream has ended."""
-        if self._closed:
-            raise trio.ClosedResourceError("this subscription was closed")
-        cursor = self._cursor
-        position = cursor.position
-        events = self._events
-        if position < len(events):
-            cursor.position = position + 1
-            return events[position]
+        event = self._take()
+        if event is not None:
+            return event
         log = self._log
-        if log._progress:  # the writer may be waiting for this subscription
-            log._progress.unpark_all()
+        cursor = self._cursor
+        events = self._events
         cursor.waiting += 1
         try:
             while cursor.position >= len(events):
@@ -395,7 +394,7 @@ class Subscription(trio.abc.ReceiveChannel[MessageStreamEvent]):
         return events[position]
 
     async def __anext__(self) -> MessageStreamEvent:
-        if not self._closed:  # the common case inline: an event is waiting
+        if not self._closed:  # the hot path inline (no call): an event is waiting
             cursor = self._cursor
             position = cursor.position
             events = self._events
