@@ -128,16 +128,8 @@ class _TextState(_BlockState):
             block.citations = list(block.citations)
 
     def apply(self, delta: Delta, out: Out) -> None:
-        kind = type(delta)
-        if kind is TextDelta:
-            assert isinstance(delta, TextDelta)
-            text = self.text
-            pieces = text.pieces
-            pieces.append(delta.text)
-            if not self.dirty:
-                self._touch()
-            out.append(TextEvent(delta.text, None, text, len(pieces)))
-        elif kind is CitationsDelta:
+        # A text delta never comes here: MessageAccumulator.feed_all applies it inline.
+        if type(delta) is CitationsDelta:
             assert isinstance(delta, CitationsDelta)
             citations = self.block.citations
             if not isinstance(citations, list):
@@ -435,8 +427,9 @@ class MessageAccumulator:
         states = self._states
         streaming = self._error is None and not self._done
         for event in events:
-            # The hot path (a delta for an open block, a text delta above all) inline;
-            # everything else, and every error, goes through feed_into.
+            # A delta for an open block (a text delta above all: inline, no call) is applied
+            # here, whichever way it came in; everything else, and every error, goes through
+            # feed_into.
             if streaming and type(event) is RawContentBlockDeltaEvent:
                 index = event.index
                 if 0 <= index < len(states):
@@ -501,9 +494,8 @@ class MessageAccumulator:
     # --- handlers ----------------------------------------------------------------------
 
     def _on_block_delta(self, event: RawContentBlockDeltaEvent, out: Out) -> None:
-        state = self._open_state(event.index, "content_block_delta")
-        out.append(event)
-        state.apply(event.delta, out)
+        self._open_state(event.index, "content_block_delta")  # raises unless it is open
+        self.feed_all((event,), out)  # a delta for an open block: feed_all's own path
 
     def _on_block_start(self, event: RawContentBlockStartEvent, out: Out) -> None:
         message = self._require_message("content_block_start")

@@ -76,12 +76,10 @@ class EventLog:
 
     # --- the writer (the accumulator task) ------------------------------------------------
 
-    def publish(self, events: list[MessageStreamEvent]) -> None:
-        """Append a batch and wake the readers waiting for it."""
-        if events and not self.finished:
-            self.events.extend(events)
-            if self._changed:
-                self._changed.unpark_all()
+    def published(self) -> None:
+        """The writer appended to ``events`` (never once finished): wake the readers waiting."""
+        if self._changed:
+            self._changed.unpark_all()
 
     async def wait_for_readers(self) -> None:
         """Wait while any live reader is further behind than its limit."""

@@ -31,7 +31,6 @@ from ._views import StreamViews, final_text
 from ._wire import decode_sse_events
 from .sse import SSEDecoder
 from .types._events import (
-    MessageStreamEvent,
     RawMessageStopEvent,
     RawMessageStreamEvent,
 )
@@ -260,26 +259,25 @@ class AsyncMessageStream(StreamViews):
                         item = receive.receive_nowait()
                     except trio.WouldBlock:
                         item = await receive.receive()
-                    out: list[MessageStreamEvent] = []
+                    if log.finished:  # closed meanwhile: nothing more is read or published
+                        return
                     if isinstance(item, BaseException):
                         log.finish(_http.attach_response(item, self._response))
                         return
                     try:
-                        accumulator.feed_all(item, out)
+                        # Straight into the log: if an event fails, those before it stay.
+                        accumulator.feed_all(item, log.events)
                     except APIError as exc:
-                        log.publish(out)
                         # After message_stop the message is complete: what follows is not read.
                         log.finish(
                             None if accumulator.done else _http.attach_response(exc, self._response)
                         )
                         return
-                    log.publish(out)
                     if accumulator.done:
                         log.finish()
                         return
+                    log.published()
                     await log.wait_for_readers()
-                    if log.finished:  # closed while it waited: nothing more is published
-                        return
             except trio.EndOfChannel:
                 log.finish(IncompleteStreamError("the response body ended before message_stop"))
             except Exception as exc:
@@ -298,6 +296,16 @@ class AsyncMessageStream(StreamViews):
         await self.aclose()
 
 
+async def _start_stream(
+    client: AsyncAnthropic, params: Mapping[str, Any], nursery: trio.Nursery
+) -> AsyncMessageStream:
+    """Send the request and start the stream's tasks in ``nursery``."""
+    response = await client._open(params, stream=True)
+    stream = AsyncMessageStream(response, idle_timeout=client.idle_timeout)
+    await stream._start(nursery)
+    return stream
+
+
 class _OpenMessageStream:
     """What ``open_message_stream`` returns: ``async with`` gives the stream."""
 
@@ -310,11 +318,8 @@ class _OpenMessageStream:
         self._stream: AsyncMessageStream | None = None
 
     async def __aenter__(self) -> AsyncMessageStream:
-        response = await self._client._open(self._params, stream=True)
-        stream = AsyncMessageStream(response, idle_timeout=self._client.idle_timeout)
-        await stream._start(self._nursery)
-        self._stream = stream
-        return stream
+        self._stream = await _start_stream(self._client, self._params, self._nursery)
+        return self._stream
 
     async def __aexit__(
         self,
@@ -368,9 +373,7 @@ class MessageStreamManager:
         self._nursery_manager = trio.open_nursery()
         self._nursery = await self._nursery_manager.__aenter__()
         try:
-            response = await self._client._open(self._params, stream=True)
-            stream = AsyncMessageStream(response, idle_timeout=self._client.idle_timeout)
-            await stream._start(self._nursery)
+            stream = await _start_stream(self._client, self._params, self._nursery)
         except BaseException:
             await self._close_nursery()
             raise
