@@ -221,59 +221,56 @@ class TriostreamSingle(_Triostream):
         return Outcome(count, message)
 
 
-class TriostreamFanout(_Triostream):
-    """One ``async for`` plus three more concurrent ``async for`` readers of the same stream."""
-
-    name = "triostream +3 readers"
-    description = "triostream, 4 concurrent `async for event in stream` (1 + 3 extra)"
+class _TriostreamExtras(_Triostream):
+    """One ``async for`` plus ``EXTRA_READERS`` more consumers of the same stream, concurrently."""
 
     async def consume(self, spec: StreamSpec, budget: float | None = None) -> Outcome:
-        """Four readers, each seeing every event."""
+        """Every consumer sees every event; the counts must agree."""
         async with (
             trio.open_nursery() as nursery,
             self._open_stream(nursery, client=self._client, **request_params(spec)) as stream,
         ):
             counts: list[int] = []
 
-            async def reader() -> None:
-                counts.append(await _count(stream))
+            async def extra() -> None:
+                counts.append(await self.extra(stream))
 
             async with trio.open_nursery() as readers:
                 for _ in range(EXTRA_READERS):
-                    readers.start_soon(reader)
-                await reader()
-            message = await stream.get_final_message()
-        if len(set(counts)) != 1:
-            raise AssertionError(f"the readers saw different numbers of events: {counts}")
-        return Outcome(counts[0], message)
-
-
-class TriostreamSubscribe(_Triostream):
-    """One ``async for`` plus three ``stream.subscribe()`` channels read concurrently."""
-
-    name = "triostream +3 subscribe()"
-    description = "triostream, one `async for` + 3 `stream.subscribe()` channels"
-
-    async def consume(self, spec: StreamSpec, budget: float | None = None) -> Outcome:
-        """Four consumers, each seeing every event."""
-        async with (
-            trio.open_nursery() as nursery,
-            self._open_stream(nursery, client=self._client, **request_params(spec)) as stream,
-        ):
-            counts: list[int] = []
-
-            async def subscriber(channel: triostream.Subscription) -> None:
-                async with channel:
-                    counts.append(await _count(channel))
-
-            async with trio.open_nursery() as readers:
-                for _ in range(EXTRA_READERS):
-                    readers.start_soon(subscriber, stream.subscribe())
+                    readers.start_soon(extra)
                 counts.append(await _count(stream))
             message = await stream.get_final_message()
         if len(set(counts)) != 1:
             raise AssertionError(f"the consumers saw different numbers of events: {counts}")
         return Outcome(counts[0], message)
+
+    async def extra(self, stream: Any) -> int:
+        """One extra consumer: how many events it saw."""
+        raise NotImplementedError
+
+
+class TriostreamFanout(_TriostreamExtras):
+    """One ``async for`` plus three more concurrent ``async for`` readers of the same stream."""
+
+    name = "triostream +3 readers"
+    description = "triostream, 4 concurrent `async for event in stream` (1 + 3 extra)"
+
+    async def extra(self, stream: Any) -> int:
+        """Another ``async for event in stream``."""
+        return await _count(stream)
+
+
+class TriostreamSubscribe(_TriostreamExtras):
+    """One ``async for`` plus three ``stream.subscribe()`` channels read concurrently."""
+
+    name = "triostream +3 subscribe()"
+    description = "triostream, one `async for` + 3 `stream.subscribe()` channels"
+
+    async def extra(self, stream: Any) -> int:
+        """A ``stream.subscribe()`` channel, read to its end."""
+        channel: triostream.Subscription
+        async with stream.subscribe() as channel:
+            return await _count(channel)
 
 
 class TriostreamSync(Consumer):
